@@ -1,0 +1,86 @@
+"""onnxruntime backend: CPU, CUDA or TensorRT execution providers; the spec comes from the ONNX metadata."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from segedge.backends.base import Backend
+from segedge.errors import SegedgeError, missing_extra
+from segedge.spec import SPEC_METADATA_KEY, ModelSpec
+
+log = logging.getLogger("segedge")
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise missing_extra("onnxruntime", "cpu") from None
+    return onnxruntime
+
+
+def choose_providers(requested: str, available: list[str]) -> list[str]:
+    """Execution providers for --backend auto|cpu|cuda|tensorrt; asking for a GPU that is absent is an error
+    here only when nothing but CPU would remain, and the caller warns loudly about the fallback."""
+    if requested == "auto":
+        for name in ("tensorrt", "cuda"):
+            if PROVIDERS[name][0] in available:
+                return [p for p in PROVIDERS[name] if p in available]
+        return ["CPUExecutionProvider"]
+    if requested not in PROVIDERS:
+        raise SegedgeError(f"unknown backend {requested!r} for an ONNX model; choose auto, cpu, cuda or tensorrt")
+    return [p for p in PROVIDERS[requested] if p in available] or ["CPUExecutionProvider"]
+
+
+def open_session(path: Path, requested: str = "auto", threads: int | None = None):
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    options.log_severity_level = 3
+    providers = choose_providers(requested, ort.get_available_providers())
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        first = str(exc).strip().splitlines()[0][:200]
+        raise SegedgeError(f"{path} is not a loadable ONNX model ({first})") from None
+    if requested in ("cuda", "tensorrt") and PROVIDERS[requested][0] not in session.get_providers():
+        log.warning("WARNING: %s was requested but onnxruntime has no %s here; running on CPU instead "
+                    "(pip install 'segedge[gpu]' on a machine with an NVIDIA GPU)", requested, PROVIDERS[requested][0])
+    return session
+
+
+def spec_from_session(session, path: Path) -> ModelSpec:
+    metadata = session.get_modelmeta().custom_metadata_map
+    if SPEC_METADATA_KEY not in metadata:
+        raise SegedgeError(f"{path} has no segedge model spec in its metadata; export it with `segedge export`")
+    return ModelSpec.from_json(metadata[SPEC_METADATA_KEY])
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, requested: str = "auto", threads: int | None = None):
+        path = Path(path)
+        self.session = open_session(path, requested, threads)
+        super().__init__(path, spec_from_session(self.session, path))
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    @property
+    def device(self) -> str:
+        provider = self.session.get_providers()[0]
+        return {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}.get(provider, "cpu")
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        return self.session.run([self.output_name], {self.input_name: batch})[0].astype(np.float32, copy=False)

@@ -1,0 +1,46 @@
+"""`segedge` command line: thin typer wrappers over library functions, one module per command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from segedge.commands import bench, eval as eval_command, export, run, train
+from segedge.errors import SegedgeError
+
+app = typer.Typer(
+    help="Person segmentation from PyTorch training to fast edge inference (DeepLabv3+, ONNX, TensorRT).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (train, export, run, eval_command, bench):
+    app.command(module.NAME, help=module.HELP, epilog=module.EXAMPLES)(module.command)
+
+
+def main() -> None:
+    """Entry point: user-facing errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except SegedgeError as exc:
+        print(f"segedge: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("segedge: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

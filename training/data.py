@@ -1,0 +1,113 @@
+"""Image/mask pairs on disk -> augmented, normalised tensors.
+
+Accepted layouts: DIR/{train,val}/{images,masks} (segedge's) and DIR/{train,test}/{image,mask} (the classic one).
+Images .jpg/.jpeg/.png, masks .png (0/255 or 0/1), paired by file stem.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segedge.errors import SegedgeError
+from segedge.media import IMAGE_EXTENSIONS
+from segedge.preprocess import normalize
+
+log = logging.getLogger("segedge.train")
+SPLIT_NAMES = {"train": ("train",), "val": ("val", "test")}
+FOLDER_NAMES = (("images", "masks"), ("image", "mask"))
+
+
+def find_split(root: Path, split: str) -> Path | None:
+    """The folder of one split inside a data root, in either accepted layout (None when absent)."""
+    for name in SPLIT_NAMES[split]:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of a folder holding images/ + masks/ (or image/ + mask/), paired by file stem.
+
+    Unpaired files are reported by name and left out; a folder without any pair is an error.
+    """
+    folder = Path(folder)
+    for image_dir_name, mask_dir_name in FOLDER_NAMES:
+        image_dir, mask_dir = folder / image_dir_name, folder / mask_dir_name
+        if image_dir.is_dir() and mask_dir.is_dir():
+            break
+    else:
+        raise SegedgeError(f"{folder} has no images/ and masks/ folders (or image/ and mask/)")
+    images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
+    masks = {p.stem: p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() == ".png"}
+    for stem in sorted(images.keys() - masks.keys()):
+        log.warning("no mask for image %s; skipped", images[stem])
+    for stem in sorted(masks.keys() - images.keys()):
+        log.warning("no image for mask %s; skipped", masks[stem])
+    pairs = [(images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]
+    if not pairs:
+        raise SegedgeError(f"{folder}: no image/mask pairs found (images .jpg/.png and masks .png with the same name)")
+    return pairs
+
+
+def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 image and {0,1} uint8 mask of the same size; SegedgeError naming the file otherwise."""
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SegedgeError(f"cannot read image {image_path}")
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise SegedgeError(f"cannot read mask {mask_path}")
+    if image.shape[:2] != mask.shape:
+        raise SegedgeError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]}, "
+                           f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (mask > (127 if mask.max() > 1 else 0)).astype(np.uint8)
+
+
+def train_transform(size: int, crop: int) -> A.Compose:
+    """Resize to the inference size (so object scale matches inference), then scale jitter and a random crop."""
+    return A.Compose([
+        A.Resize(size, size, interpolation=cv2.INTER_AREA),
+        A.HorizontalFlip(),
+        A.Affine(scale=(0.7, 1.3), rotate=(-10, 10), border_mode=cv2.BORDER_REFLECT_101, p=0.7),
+        A.RandomCrop(crop, crop) if crop < size else A.NoOp(),
+        A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=0.8),
+        A.ToGray(p=0.05),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 5))], p=0.15),
+    ])
+
+
+class SegmentationDataset(Dataset):
+    """Pairs -> (normalised float CHW image, float 1HW mask). Unreadable pairs are skipped with a warning."""
+
+    def __init__(self, pairs, size: int, mean, std, crop: int | None = None, train: bool = False):
+        self.pairs = list(pairs)
+        self.mean, self.std = mean, std
+        self.transform = train_transform(size, crop or size) if train else A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
+        self.bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int):
+        while True:
+            try:
+                image, mask = read_pair(*self.pairs[index])
+                break
+            except SegedgeError as exc:  # never crash mid-epoch: warn once, take another pair
+                if index not in self.bad:
+                    log.warning("%s; skipped", exc)
+                    self.bad.add(index)
+                if len(self.bad) == len(self.pairs):
+                    raise
+                index = random.randrange(len(self.pairs))
+        out = self.transform(image=image, mask=mask)
+        image = normalize(out["image"], self.mean, self.std)
+        return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
