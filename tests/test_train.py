@@ -119,3 +119,12 @@ def test_bad_data_dirs_give_one_line_error(tmp_path, layout):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("segedge: error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_extra_val_folders_add_to_data_val(tiny_data, tmp_path):
+    from segedge.training.train import val_folders
+
+    extra = tmp_path / "val-portraits"
+    shutil.copytree(tiny_data / "val", extra)
+    folders = val_folders(_config(tiny_data, tmp_path / "out", val=[extra, extra]))
+    assert [f.name for f in folders] == ["val", "val-portraits"]

@@ -89,8 +89,10 @@ def _lr_lambda(total_steps: int, warmup_steps: int):
 
 
 def val_folders(cfg: TrainConfig) -> list[Path]:
-    folders = list(cfg.val) or [p for p in [find_split(cfg.data, "val")] if p]
-    return folders
+    """DATA/val (or test) when present, then the extra --val folders."""
+    default = find_split(cfg.data, "val")
+    folders = ([default] if default else []) + [Path(p) for p in cfg.val]
+    return list(dict.fromkeys(p.resolve() for p in folders))
 
 
 @torch.no_grad()
