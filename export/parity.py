@@ -1,0 +1,129 @@
+"""Does the exported model compute what eager PyTorch computes? Measured on real images at export time.
+
+Both sides get the exact tensor the runtime builds (segedge.preprocess.to_model_input), so a difference can
+only come from the exported graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segedge.errors import SegedgeError
+from segedge.preprocess import sigmoid, to_model_input
+from segedge.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_logit_diff: float | None  # None: reported, not enforced
+    min_mask_iou: float
+
+
+# Why these numbers:
+# - fp32: the same float32 maths in another summation order; observed differences are ~1e-5 even for
+#   ResNet50, so 1e-3 (scaled by the logit magnitude when it exceeds 1) flags a wrong op, never rounding.
+#   Masks may flip only in pixels whose logit sits on the threshold: IoU >= 0.99.
+# - fp16: ~3 significant digits, so logit differences grow with logit size and are only reported; the mask
+#   is what a user sees and must agree to 0.98.
+# - int8: 256 levels per tensor shift boundary pixels; an IoU agreement of 0.90 keeps the mask usable
+#   (the report also gives the change in IoU to ground truth when masks are at hand).
+TOLERANCES = {
+    "fp32": Tolerance(max_logit_diff=1e-3, min_mask_iou=0.99),
+    "fp16": Tolerance(max_logit_diff=None, min_mask_iou=0.98),
+    "int8": Tolerance(max_logit_diff=None, min_mask_iou=0.90),
+}
+
+
+def mask_iou(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
+    """IoU of two sets of boolean masks, pooled over all pixels (1.0 when both are empty everywhere)."""
+    inter = sum(int(np.logical_and(a, b).sum()) for a, b in zip(reference, candidate))
+    union = sum(int(np.logical_or(a, b).sum()) for a, b in zip(reference, candidate))
+    return inter / union if union else 1.0
+
+
+def model_inputs(images: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
+    """uint8 RGB images -> 1x3xHxW float32 tensors at the model's (nominal) input size."""
+    return [to_model_input(rgb, spec) for rgb in images]
+
+
+@torch.no_grad()
+def torch_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    model.eval()
+    return [model(torch.from_numpy(x)).numpy() for x in inputs]
+
+
+def open_cpu_session(onnx_path: Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(onnx_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Run each 1x3xHxW input; a model exported with a fixed batch B gets the input repeated B times."""
+    session = open_cpu_session(onnx_path)
+    feed = session.get_inputs()[0]
+    batch = feed.shape[0] if isinstance(feed.shape[0], int) else 1
+    return [session.run(None, {feed.name: np.repeat(x, batch, axis=0)})[0][:1] for x in inputs]
+
+
+def compare(reference: list[np.ndarray], candidate: list[np.ndarray], threshold: float) -> dict:
+    """Max abs logit difference, the largest reference logit, and IoU of the thresholded masks."""
+    def masks(logits):
+        return [sigmoid(x) > threshold for x in logits]
+
+    return {
+        "images": len(reference),
+        "max_abs_diff": max(float(np.abs(r - c).max()) for r, c in zip(reference, candidate)),
+        "max_abs_logit": max(float(np.abs(r).max()) for r in reference),
+        "mask_iou": mask_iou(masks(reference), masks(candidate)),
+    }
+
+
+def check_parity(model: torch.nn.Module, onnx_path: Path, images: list[np.ndarray],
+                 spec: ModelSpec | None = None) -> dict:
+    """Eager torch vs onnxruntime on the same images: {"images", "max_abs_diff", "max_abs_logit", "mask_iou"}."""
+    if spec is None:
+        from segedge.export.onnx import read_spec_file
+
+        spec = read_spec_file(onnx_path)
+    inputs = model_inputs(images, spec)
+    return compare(torch_logits(model, inputs), onnx_logits(onnx_path, inputs), spec.threshold)
+
+
+def failures(result: dict, precision: str) -> list[str]:
+    """What exceeds the tolerance of `precision` (empty when the export is acceptable)."""
+    tol = TOLERANCES[precision]
+    problems = []
+    if tol.max_logit_diff is not None:
+        allowed = tol.max_logit_diff * max(1.0, result["max_abs_logit"])
+        if result["max_abs_diff"] > allowed:
+            problems.append(f"max |logit diff| {result['max_abs_diff']:.2e} > {allowed:.2e}")
+    if result["mask_iou"] < tol.min_mask_iou:
+        problems.append(f"mask IoU {result['mask_iou']:.4f} < {tol.min_mask_iou}")
+    return problems
+
+
+def enforce(result: dict, precision: str, onnx_path: Path) -> None:
+    problems = failures(result, precision)
+    if problems:
+        raise SegedgeError(f"{onnx_path}: {precision} model disagrees with PyTorch ({'; '.join(problems)}); "
+                           "artefact removed")
+
+
+def ground_truth_iou(logits: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> float:
+    """Pooled IoU to ground-truth masks, prediction resized to each mask (as `segedge eval` scores)."""
+    import cv2
+
+    predictions = []
+    for x, mask in zip(logits, masks):
+        prob = cv2.resize(sigmoid(x[0, 0]), (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        predictions.append(prob > threshold)
+    return mask_iou(masks, predictions)

@@ -1,0 +1,105 @@
+"""Reduced-precision ONNX: FP16 (weights and compute, FP32 I/O) and INT8 static Q/DQ from calibration images."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from segedge.export.images import read_rgb
+from segedge.export.onnx import embed_spec, read_spec
+
+from segedge.errors import SegedgeError
+from segedge.preprocess import to_model_input
+
+
+def _save_with_precision(model: onnx.ModelProto, out: Path, precision: str) -> Path:
+    """Record the precision in the embedded spec, check, then write atomically."""
+    spec = read_spec(model)
+    spec.precision = precision
+    embed_spec(model, spec)
+    onnx.checker.check_model(model)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def to_fp16(onnx_path: str | Path, out: str | Path) -> Path:
+    """FP16 weights and compute; inputs and outputs stay FP32 so callers feed and read the same tensors."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    OnnxModel(model).topological_sort()  # the converter appends its input casts last; onnx.checker wants order
+    return _save_with_precision(model, Path(out), "fp16")
+
+
+class ImageReader(CalibrationDataReader):
+    """onnxruntime CalibrationDataReader over image files, pre-processed exactly as the runtime does."""
+
+    def __init__(self, images: list[Path], model: onnx.ModelProto):
+        self.spec = read_spec(model)
+        graph_input = model.graph.input[0]
+        self.name = graph_input.name
+        self.batch = graph_input.type.tensor_type.shape.dim[0].dim_value or 1
+        self.pending = list(images)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if not self.pending:
+            return None
+        x = to_model_input(read_rgb(self.pending.pop(0)), self.spec)
+        return {self.name: np.repeat(x, self.batch, axis=0)}
+
+
+def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *, tensorrt: bool = False) -> Path:
+    """Static INT8 quantisation to a Q/DQ ONNX, per-channel weights, calibrated on `calib_images`.
+
+    Activations are uint8 (asymmetric) by default: onnxruntime's CPU kernels are fastest with u8s8.
+    `tensorrt=True` makes them symmetric int8, the only Q/DQ form TensorRT builds from.
+    """
+    if not calib_images:
+        raise SegedgeError(f"INT8 quantisation of {onnx_path} needs at least one calibration image")
+    model = onnx.load(str(onnx_path))
+    reader = ImageReader(list(calib_images), model)
+    options = {"ActivationSymmetric": True, "WeightSymmetric": True} if tensorrt else {}
+    with tempfile.TemporaryDirectory(prefix="segedge-int8-") as work:
+        prepared = Path(work) / "prepared.onnx"
+        quantized = Path(work) / "int8.onnx"
+        # BN-free folded graph + shape info: quantize_static's documented pre-processing step
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax, extra_options=options,
+        )
+        return _save_with_precision(onnx.load(str(quantized)), Path(out), "int8")
+
+
+def latency_ms(onnx_path: Path, runs: int = 20, threads: int | None = None) -> float:
+    """Median wall time of one batch on onnxruntime CPU, after two warm-up runs."""
+    from segedge.export.parity import open_cpu_session
+
+    session = open_cpu_session(onnx_path, threads)
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    spec = read_spec(model)
+    feed = session.get_inputs()[0]
+    batch = feed.shape[0] if isinstance(feed.shape[0], int) else 1
+    x = np.random.default_rng(0).standard_normal((batch, 3, *spec.input_size), dtype=np.float32)
+    times = []
+    for i in range(runs + 2):
+        start = time.perf_counter()
+        session.run(None, {feed.name: x})
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
