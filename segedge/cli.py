@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from segedge.commands import bench, eval as eval_command, export, run, train
+from segedge.commands import bench, export, run, train
+from segedge.commands import eval as eval_command
 from segedge.errors import SegedgeError
 
 app = typer.Typer(

@@ -45,9 +45,10 @@ def tiny_data(people, tmp_path_factory) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A segedge checkpoint of a small random-init MobileNetV2 DeepLabv3+ at 64x64."""
     torch = pytest.importorskip("torch")
-    from segedge.spec import ModelSpec
     from segedge.training.checkpoint import save_checkpoint
     from segedge.training.model import build_model
+
+    from segedge.spec import ModelSpec
 
     torch.manual_seed(0)
     spec = ModelSpec(backbone="mobilenet_v2", head_channels=16, separable=True, input_size=(64, 64))

@@ -4,10 +4,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from segedge.errors import SegedgeError  # noqa: E402
-from segedge.spec import ModelSpec  # noqa: E402
 from segedge.training.backbones import deep_sort_mobilenet_key, load_pretrained  # noqa: E402
 from segedge.training.model import DeepLabV3Plus, build_model  # noqa: E402
+
+from segedge.errors import SegedgeError  # noqa: E402
+from segedge.spec import ModelSpec  # noqa: E402
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet50"])

@@ -9,10 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from segedge.errors import SegedgeError  # noqa: E402
 from segedge.training.checkpoint import load_model, read_checkpoint  # noqa: E402
 from segedge.training.data import find_pairs  # noqa: E402
 from segedge.training.train import TrainConfig, train  # noqa: E402
+
+from segedge.errors import SegedgeError  # noqa: E402
 
 
 def _config(data, out, **overrides):

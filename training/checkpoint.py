@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from segedge.training.model import DeepLabV3Plus, build_model
 
 from segedge.errors import SegedgeError
 from segedge.spec import ModelSpec
-from segedge.training.model import DeepLabV3Plus, build_model
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -90,7 +90,8 @@ class SegmentationDataset(Dataset):
     def __init__(self, pairs, size: int, mean, std, crop: int | None = None, train: bool = False):
         self.pairs = list(pairs)
         self.mean, self.std = mean, std
-        self.transform = train_transform(size, crop or size) if train else A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
+        resize = A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
+        self.transform = train_transform(size, crop or size) if train else resize
         self.bad: set[int] = set()
 
     def __len__(self) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from segedge.training.backbones import build_backbone
 from torch import nn
 
 from segedge.spec import ModelSpec
-from segedge.training.backbones import build_backbone
 
 ASPP_RATES = (6, 12, 18)  # for output stride 16
 

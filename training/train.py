@@ -17,6 +17,11 @@ import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
+from segedge.training.backbones import load_pretrained
+from segedge.training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from segedge.training.data import SegmentationDataset, find_pairs, find_split, read_pair
+from segedge.training.losses import DiceBCELoss
+from segedge.training.model import build_model
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
@@ -26,11 +31,6 @@ from segedge.errors import SegedgeError
 from segedge.metrics import MetricAverager
 from segedge.preprocess import sigmoid, to_model_input
 from segedge.spec import ModelSpec
-from segedge.training.backbones import load_pretrained
-from segedge.training.checkpoint import load_model, read_checkpoint, save_checkpoint
-from segedge.training.data import SegmentationDataset, find_pairs, find_split, read_pair
-from segedge.training.losses import DiceBCELoss
-from segedge.training.model import build_model
 
 log = logging.getLogger("segedge.train")
 

