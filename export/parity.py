@@ -6,6 +6,7 @@ only come from the exported graph.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +41,8 @@ TOLERANCES = {
 
 def mask_iou(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
     """IoU of two sets of boolean masks, pooled over all pixels (1.0 when both are empty everywhere)."""
-    inter = sum(int(np.logical_and(a, b).sum()) for a, b in zip(reference, candidate))
-    union = sum(int(np.logical_or(a, b).sum()) for a, b in zip(reference, candidate))
+    inter = sum(int(np.logical_and(a, b).sum()) for a, b in zip(reference, candidate, strict=True))
+    union = sum(int(np.logical_or(a, b).sum()) for a, b in zip(reference, candidate, strict=True))
     return inter / union if union else 1.0
 
 
@@ -50,10 +51,22 @@ def model_inputs(images: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
     return [to_model_input(rgb, spec) for rgb in images]
 
 
-@torch.no_grad()
+@contextmanager
+def torch_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def torch_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Eager reference, one thread: a handful of images does not need more, and OpenMP's spinning threads
+    stalled 400x on a busy 2-core machine."""
     model.eval()
-    return [model(torch.from_numpy(x)).numpy() for x in inputs]
+    with torch.no_grad(), torch_threads(1):
+        return [model(torch.from_numpy(x)).numpy() for x in inputs]
 
 
 def open_cpu_session(onnx_path: Path, threads: int | None = None):
@@ -81,7 +94,7 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], threshold:
 
     return {
         "images": len(reference),
-        "max_abs_diff": max(float(np.abs(r - c).max()) for r, c in zip(reference, candidate)),
+        "max_abs_diff": max(float(np.abs(r - c).max()) for r, c in zip(reference, candidate, strict=True)),
         "max_abs_logit": max(float(np.abs(r).max()) for r in reference),
         "mask_iou": mask_iou(masks(reference), masks(candidate)),
     }
@@ -123,7 +136,7 @@ def ground_truth_iou(logits: list[np.ndarray], masks: list[np.ndarray], threshol
     import cv2
 
     predictions = []
-    for x, mask in zip(logits, masks):
+    for x, mask in zip(logits, masks, strict=True):
         prob = cv2.resize(sigmoid(x[0, 0]), (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
         predictions.append(prob > threshold)
     return mask_iou(masks, predictions)
