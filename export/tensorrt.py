@@ -6,6 +6,7 @@ Everything here except `build_with_api` runs without TensorRT, so it is unit-tes
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -56,8 +57,10 @@ class EngineRequest:
             self.timing_cache = default_timing_cache(self.engine_path)
 
 
-def _round_size(value: float) -> int:
-    return max(SIZE_MULTIPLE, int(round(value / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+def _multiple_of_16(value: float, up: bool) -> int:
+    """Round outwards (min down, max up) so the profile covers at least the intended range."""
+    steps = math.ceil(value / SIZE_MULTIPLE) if up else math.floor(value / SIZE_MULTIPLE)
+    return max(SIZE_MULTIPLE, steps * SIZE_MULTIPLE)
 
 
 def profile_for(spec: ModelSpec, batch: int = 1) -> Profile:
@@ -66,8 +69,8 @@ def profile_for(spec: ModelSpec, batch: int = 1) -> Profile:
     fixed = (batch, 3, height, width)
     if not spec.dynamic:
         return Profile(fixed, fixed, fixed)
-    low = (1, 3, _round_size(height * DYNAMIC_MIN_SCALE), _round_size(width * DYNAMIC_MIN_SCALE))
-    high = (batch, 3, _round_size(height * DYNAMIC_MAX_SCALE), _round_size(width * DYNAMIC_MAX_SCALE))
+    low = (1, 3, *(_multiple_of_16(side * DYNAMIC_MIN_SCALE, up=False) for side in (height, width)))
+    high = (batch, 3, *(_multiple_of_16(side * DYNAMIC_MAX_SCALE, up=True) for side in (height, width)))
     return Profile(low, fixed, high)
 
 
