@@ -21,26 +21,15 @@ for module in (train, export, run, eval_command, bench):
 
 
 def main() -> None:
-    """Entry point: user-facing errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user-facing errors become one line on stderr and exit code 2, never a traceback.
+
+    typer (standalone mode) handles usage errors and Ctrl-C itself; SegedgeError passes through it to here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except SegedgeError as exc:
         print(f"segedge: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("segedge: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
