@@ -1,4 +1,134 @@
-"""Media I/O: images, folders, videos and webcams."""
+"""Media I/O: images, folders, videos (PyAV, so users need no system ffmpeg) and webcams.
+
+Readers return RGB uint8 frames. Writers are atomic: they write a temporary file beside the target and rename it
+at the end, so an error or Ctrl-C leaves no half-written output and never touches the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segedge.errors import SegedgeError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+ALPHA_EXTENSIONS = (".png", ".webp", ".tif", ".tiff")
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any image cv2 decodes (gray, BGR, BGRA; 8 or 16 bit) -> RGB uint8."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float32) * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 image; a one-line SegedgeError for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegedgeError(f"image not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise SegedgeError(f"cannot decode image {path}: the file is empty, corrupt or not an image")
+    return to_rgb8(image)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only when the block succeeds."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise SegedgeError(f"output folder does not exist: {path.parent}")
+    if not os.access(path.parent, os.W_OK):
+        raise SegedgeError(f"output folder is not writable: {path.parent}")
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write RGB, RGBA or grayscale uint8 atomically; the format follows the extension."""
+    path = Path(path)
+    if image.ndim == 3 and image.shape[2] == 4 and path.suffix.lower() not in ALPHA_EXTENSIONS:
+        raise SegedgeError(f"{path}: a cut-out has transparency; write it as .png or .webp")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(path.suffix.lower() or ".png", image)
+    if not ok:
+        raise SegedgeError(f"cannot encode an image as {path.suffix or '(no extension)'}: {path}")
+    with atomic_output(path) as tmp:
+        encoded.tofile(tmp)
+    return path
+
+
+def expand_images(source: str) -> list[Path]:
+    """Images of a folder (sorted) or a glob pattern."""
+    path = Path(source)
+    files = sorted(path.iterdir()) if path.is_dir() else [Path(p) for p in sorted(glob.glob(source))]
+    images = [p for p in files if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    if not images:
+        raise SegedgeError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
+    return images
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int  # 0 when the container does not say
+    rotation: int  # degrees counter-clockwise that the player applies
+    has_audio: bool
+
+
+def _open_video(path: Path):
+    import av
+
+    if not path.is_file():
+        raise SegedgeError(f"video not found: {path}")
+    if path.stat().st_size == 0:
+        raise SegedgeError(f"video {path} is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise SegedgeError(f"cannot open video {path}: {exc.__class__.__name__}; is it a real video file?") from None
+    if not container.streams.video:
+        container.close()
+        raise SegedgeError(f"{path} has no video stream")
+    return container
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    path = Path(path)
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or 25
+        return VideoInfo(stream.codec_context.width, stream.codec_context.height, float(rate), stream.frames or 0,
+                         0, bool(container.streams.audio))
+
+
+def upright(frame) -> np.ndarray:
+    """RGB array of a decoded PyAV frame, turned the way players show it (rotation side data)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = (round(frame.rotation or 0) // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb

@@ -1,9 +1,45 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segedge.effects import DEFAULT_BLUR
+
 NAME = "run"
-HELP = "(being built)"
-EXAMPLES = ""
+HELP = ("Blur, remove or replace the background (or write the mask) of an image, a folder or glob of images, "
+        "a video (audio kept) or a webcam, with any exported model or the embedded default.")
+EXAMPLES = """Examples:\n\n
+  segedge run photo.jpg                                   # -> photo_blur.jpg (embedded default model)\n\n
+  segedge run photo.jpg --effect remove                   # -> photo_remove.png with alpha\n\n
+  segedge run clip.mp4 --effect replace --background beach.jpg -o out.mp4\n\n
+  segedge run photos/ --effect mask --engine model.int8.onnx   # -> photos_mask/\n\n
+  segedge run 0 -o webcam.mp4 --engine model.trt --backend tensorrt
+"""
 
 
-def command() -> None:
-    from segedge.errors import SegedgeError
+def command(
+    input: Annotated[str, typer.Argument(help="Image, folder or glob of images, video file, or webcam index (0).")],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Output file/folder (default: beside "
+                                                "the input, e.g. clip_blur.mp4).")] = None,
+    engine: Annotated[Path | None, typer.Option(help=".onnx, .trt/.engine or .pth (default: embedded model).")] = None,
+    effect: Annotated[str, typer.Option(help="blur, remove, replace or mask.")] = "blur",
+    background: Annotated[str | None, typer.Option(help="Image or colour (green, #00b140, 0,177,64) for "
+                                                    "replace, and for remove in video.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
+    threshold: Annotated[float | None, typer.Option(help="Matte 50% point (default: the model's).")] = None,
+    smooth: Annotated[float, typer.Option(help="Temporal smoothing of video masks in [0, 1); 0 = off.")] = 0.5,
+    blur_strength: Annotated[int, typer.Option(help="Background blur radius in pixels.")] = DEFAULT_BLUR,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for inference.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or model line.")] = False,
+) -> None:
+    from segedge.runner import RunOptions, run
 
-    raise SegedgeError("segedge run is not implemented yet")
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    result = run(RunOptions(input=input, output=output, engine=str(engine) if engine else None, effect=effect,
+                            background=background, backend=backend, threshold=threshold, smooth=smooth,
+                            blur_strength=blur_strength, threads=threads, quiet=quiet))
+    if result is not None and not quiet:
+        typer.echo(f"wrote {result}")

@@ -1,0 +1,234 @@
+"""Video: decode -> segment -> composite -> encode, overlapped in threads with bounded queues so the model,
+not I/O, sets the pace. Audio is copied packet for packet (transcoded only when the output container cannot
+hold the input codec); frame count, timestamps and so duration are kept; rotated phone videos are turned upright.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from segedge.effects import DEFAULT_BLUR, NAMED_COLORS, apply_effect
+from segedge.errors import SegedgeError
+from segedge.media import _open_video, atomic_output, upright
+from segedge.refine import TemporalSmoother
+
+QUEUE_SIZE = 16
+ALPHA_VIDEO = {".webm": ("libvpx-vp9", "yuva420p")}
+VIDEO_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # others: H.264
+AUDIO_FALLBACK = {".webm": "libopus"}  # others: AAC
+_DONE = object()
+
+
+@dataclass
+class Frame:
+    rgb: np.ndarray
+    pts: int | None
+    time_base: object
+
+
+@dataclass
+class VideoStats:
+    frames: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+class _Worker(threading.Thread):
+    """A thread that runs `target` and keeps its exception for the main thread to re-raise."""
+
+    def __init__(self, target: Callable[[], None]):
+        super().__init__(daemon=True)
+        self._target_fn, self.error = target, None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self.error = exc
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Blocking put that gives up when the pipeline is stopping (so no thread hangs on a full queue)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _DONE
+
+
+def _decode(path: Path) -> Iterator[Frame]:
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield Frame(upright(frame), frame.pts, frame.time_base)
+
+
+def _video_stream(container, suffix: str, width: int, height: int, rate, time_base, alpha: bool):
+    codec, pix_fmt = ALPHA_VIDEO[suffix] if alpha else (VIDEO_CODECS.get(suffix, "libx264"), "yuv420p")
+    if pix_fmt == "yuv420p" and (width % 2 or height % 2):
+        pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; odd-sized videos keep their size this way
+    stream = container.add_stream(codec, rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    if suffix != ".avi":  # keep the input's clock (exact timestamps); AVI muxes one tick per frame at 1/fps
+        stream.time_base = time_base
+    if codec == "libx264":
+        stream.options = {"crf": "18", "preset": "veryfast"}
+    return stream
+
+
+def _add_audio(output, source, suffix: str):
+    """Output audio stream for the input's first audio track: a stream copy when the container accepts the codec."""
+    if not source.streams.audio:
+        return None, None
+    audio_in = source.streams.audio[0]
+    if audio_in.codec_context.name in output.supported_codecs:
+        return output.add_stream_from_template(audio_in), None
+    codec = AUDIO_FALLBACK.get(suffix, "aac")
+    rate = 48000 if codec == "libopus" else (audio_in.codec_context.sample_rate or 48000)  # Opus runs at 48 kHz
+    return output.add_stream(codec, rate=rate), audio_in
+
+
+def _copy_audio(output, audio_out, transcode_from, path: Path) -> None:
+    import av
+
+    with av.open(str(path)) as source:
+        audio_in = source.streams.audio[0]
+        if transcode_from is None:
+            for packet in source.demux(audio_in):
+                if packet.dts is not None:
+                    packet.stream = audio_out
+                    output.mux(packet)
+            return
+        for frame in source.decode(audio_in):
+            frame.pts = None
+            output.mux(audio_out.encode(frame))
+        output.mux(audio_out.encode(None))
+
+
+def process_video(segmenter, source: str | Path, target: str | Path, effect: str = "blur", background=None,
+                  blur_strength: int = DEFAULT_BLUR, threshold: float | None = None, smooth: float = 0.5,
+                  quiet: bool = False) -> VideoStats:
+    """Apply an effect to every frame of a video file, writing `target` atomically with the input's audio."""
+    import av
+
+    source, target = Path(source), Path(target)
+    suffix = target.suffix.lower()
+    alpha_out = effect == "remove" and suffix in ALPHA_VIDEO
+    if effect == "remove" and not alpha_out:
+        effect, background = "replace", background if background is not None else NAMED_COLORS["green"]
+    smoother = TemporalSmoother(smooth)
+    stats, stop = VideoStats(), threading.Event()
+    decoded, composed = queue.Queue(QUEUE_SIZE), queue.Queue(QUEUE_SIZE)
+
+    with _open_video(source) as probe:
+        stream = probe.streams.video[0]
+        rate, time_base, total = stream.average_rate or stream.guessed_rate, stream.time_base, stream.frames or None
+        audio_source = probe
+
+        def read() -> None:
+            for frame in _decode(source):
+                if not _put(decoded, frame, stop):
+                    return
+            _put(decoded, _DONE, stop)
+
+        with atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
+            audio_out, transcode_from = _add_audio(output, audio_source, suffix)
+            state = {"stream": None}
+
+            def write() -> None:
+                while (item := _get(composed, stop)) is not _DONE:
+                    image, pts, frame_time_base = item
+                    if state["stream"] is None:
+                        height, width = image.shape[:2]
+                        state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
+                    layout = "rgba" if image.shape[2] == 4 else "rgb24"
+                    frame = av.VideoFrame.from_ndarray(image, format=layout)
+                    frame.pts, frame.time_base = pts, frame_time_base
+                    output.mux(state["stream"].encode(frame))
+
+            workers = [_Worker(read), _Worker(write)]
+            for worker in workers:
+                worker.start()
+            started = time.perf_counter()
+            bar = tqdm(total=total, unit="frame", desc=source.name, disable=quiet)
+            try:
+                _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, background, blur_strength,
+                              threshold, smoother)
+                _put(composed, _DONE, stop)
+                workers[1].join()
+            finally:
+                stop.set()  # after success both threads are done; after an error this unblocks them
+                bar.close()
+            for worker in workers:
+                worker.join()
+                if isinstance(worker.error, av.error.FFmpegError):
+                    raise SegedgeError(f"video {source} -> {target}: {worker.error}") from None
+                if worker.error is not None:
+                    raise worker.error
+            if stats.frames == 0:
+                raise SegedgeError(f"video {source} has no decodable frames")
+            output.mux(state["stream"].encode(None))
+            if audio_out is not None:
+                _copy_audio(output, audio_out, transcode_from, source)
+            stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, background, blur_strength, threshold,
+                  smoother) -> None:
+    """Main thread: batch frames as the backend allows, smooth their mattes in order, composite, hand on."""
+    finished = False
+    while not finished:
+        batch = []
+        while len(batch) < segmenter.max_batch:
+            item = _get(decoded, stop) if not batch else _poll(decoded)
+            if item is _DONE:
+                finished = True
+                break
+            if item is None:
+                break
+            batch.append(item)
+        if not batch:
+            continue
+        probs = segmenter.probabilities([f.rgb for f in batch])
+        for frame, prob in zip(batch, probs, strict=True):
+            matte = segmenter.to_matte(smoother(prob), frame.rgb, threshold)
+            image = apply_effect(frame.rgb, matte, effect, background, blur_strength)
+            if image.ndim == 2:
+                image = np.repeat(image[..., None], 3, axis=2)
+            if not _put(composed, (image, frame.pts, frame.time_base), stop):
+                return
+            stats.frames += 1
+            bar.update(1)
+
+
+def _poll(q: queue.Queue):
+    """Next item if one is ready now (to fill a batch without waiting), else None."""
+    try:
+        return q.get_nowait()
+    except queue.Empty:
+        return None
