@@ -1,0 +1,195 @@
+"""`segedge run` end to end through the real CLI: images of every kind, folders, videos with and without audio,
+rotation, bad input, and an environment without torch."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segedge.runtime import Segmenter
+
+SEGEDGE = [sys.executable, "-m", "segedge.cli"]
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make test videos")
+
+
+def segedge(*args, env=None):
+    return subprocess.run([*SEGEDGE, *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def ffprobe(path, *entries, stream="v:0"):
+    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", stream, "-show_entries",
+                             ",".join(entries), "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def make_video(path, audio=True, seconds=1, size="96x64", rotate=None):
+    inputs = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate=10:duration={seconds}"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+    codec = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] + (["-c:a", "aac"] if audio else [])
+    plain = path.with_name(f"plain_{path.name}") if rotate else path
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *inputs, *codec, "-shortest", str(plain)], check=True)
+    if rotate:  # a phone-style display matrix; ffmpeg 5 sets it from this tag on a stream copy
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v:0",
+                        f"rotate={rotate}", str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def portrait(people, tmp_path):
+    source = sorted((people / "val-portraits" / "images").iterdir())[0]
+    return Path(shutil.copy(source, tmp_path / "portrait.jpg"))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("segedge: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+@pytest.mark.parametrize("effect,suffix,channels", [("blur", ".jpg", 3), ("remove", ".png", 4),
+                                                     ("replace", ".jpg", 3), ("mask", ".jpg", 1)])
+def test_image_effects_write_default_output(tiny_onnx, portrait, effect, suffix, channels):
+    result = segedge("run", portrait, "--engine", tiny_onnx, "--effect", effect, "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = portrait.with_name(f"portrait_{effect}{suffix}")
+    image = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert image.shape[:2] == cv2.imread(str(portrait)).shape[:2]
+    assert (image.shape[2] if image.ndim == 3 else 1) == channels
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "16bit"])
+def test_odd_image_formats(tiny_onnx, tmp_path, kind):
+    rng = np.random.default_rng(1)
+    image = {"gray": rng.integers(0, 256, (37, 53), dtype=np.uint8),
+             "rgba": rng.integers(0, 256, (37, 53, 4), dtype=np.uint8),
+             "16bit": rng.integers(0, 65536, (37, 53, 3), dtype=np.uint16)}[kind]
+    source = tmp_path / f"{kind}.png"
+    cv2.imwrite(str(source), image)
+    result = segedge("run", source, "--engine", tiny_onnx, "-o", tmp_path / "out.png", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (37, 53, 3)
+
+
+def test_folder_mode_keeps_names_and_reports_unreadable(tiny_onnx, people, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for source in sorted((people / "val" / "images").iterdir())[:3]:
+        shutil.copy(source, folder / source.name)
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    result = segedge("run", folder, "--engine", tiny_onnx, "--effect", "remove", "--quiet")
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in (tmp_path / "photos_remove").iterdir())
+    assert written == sorted(p.with_suffix(".png").name for p in folder.iterdir() if p.name != "broken.jpg")
+    assert "broken.jpg" in result.stderr
+
+
+def test_video_keeps_frames_duration_and_audio(tiny_onnx, tmp_path):
+    source = make_video(tmp_path / "clip.mp4", audio=True)
+    result = segedge("run", source, "--engine", tiny_onnx, "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "clip_blur.mp4"
+    before = ffprobe(source, "stream=nb_read_frames,r_frame_rate,duration")["streams"][0]
+    after = ffprobe(out, "stream=nb_read_frames,r_frame_rate,duration")["streams"][0]
+    assert after["nb_read_frames"] == before["nb_read_frames"] == "10"
+    assert after["r_frame_rate"] == before["r_frame_rate"]
+    assert float(after["duration"]) == pytest.approx(float(before["duration"]), abs=0.05)
+    audio_in = ffprobe(source, "stream=codec_name,duration", stream="a:0")["streams"][0]
+    audio_out = ffprobe(out, "stream=codec_name,duration", stream="a:0")["streams"][0]
+    assert audio_out["codec_name"] == audio_in["codec_name"]
+    assert float(audio_out["duration"]) == pytest.approx(float(audio_in["duration"]), abs=0.05)
+
+
+def test_video_without_audio_and_alpha_webm(tiny_onnx, tmp_path):
+    source = make_video(tmp_path / "silent.mp4", audio=False)
+    out = tmp_path / "cutout.webm"
+    result = segedge("run", source, "--engine", tiny_onnx, "--effect", "remove", "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "10"
+    assert ffprobe(out, "stream=codec_name", stream="a")["streams"] == []
+
+
+def test_rotated_video_is_turned_upright(tiny_onnx, tmp_path):
+    import av
+
+    source = make_video(tmp_path / "phone.mp4", audio=False, size="96x64", rotate=90)
+    with av.open(str(source)) as container:
+        if not next(container.decode(video=0)).rotation:
+            pytest.skip("this ffmpeg did not write a display matrix from the rotate tag")
+    out = tmp_path / "phone_mask.mp4"
+    result = segedge("run", source, "--engine", tiny_onnx, "--effect", "mask", "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    stream = ffprobe(out, "stream=width,height")["streams"][0]
+    assert (stream["width"], stream["height"]) == (64, 96)
+
+
+def _bad_inputs(tmp_path, tiny_onnx):
+    (tmp_path / "text.mp4").write_text("hello")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 truncated")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "model.onnx").write_text("not a model")
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.zeros((32, 32, 3), np.uint8))
+    engine = ["--engine", tiny_onnx]
+    return {
+        "missing file": (["run", tmp_path / "nope.jpg", *engine], "nope.jpg"),
+        "text named .mp4": (["run", tmp_path / "text.mp4", *engine], "text.mp4"),
+        "zero-length video": (["run", tmp_path / "empty.mp4", *engine], "empty.mp4"),
+        "corrupt image": (["run", tmp_path / "corrupt.jpg", *engine], "corrupt.jpg"),
+        "unsupported extension": (["run", tmp_path / "notes.txt", *engine], ".txt"),
+        "model of the wrong kind": (["run", good, "--engine", tmp_path / "notes.txt"], "notes.txt"),
+        "corrupt model": (["run", good, "--engine", tmp_path / "model.onnx"], "model.onnx"),
+        "webcam that does not open": (["run", "9", *engine, "-o", tmp_path / "cam.mp4"], "webcam 9"),
+        "unwritable output folder": (["run", good, *engine, "-o", tmp_path / "no" / "dir" / "x.png"], "no/dir"),
+        "output is the input": (["run", good, *engine, "-o", good], "is the input"),
+    }
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(tiny_onnx, tmp_path):
+    for name, (args, fragment) in _bad_inputs(tmp_path, tiny_onnx).items():
+        before = sorted(p.name for p in tmp_path.iterdir())
+        result = segedge(*args, "--quiet")
+        assert_one_line_error(result, fragment), name
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, f"{name} left files behind"
+
+
+def test_failed_video_leaves_no_partial_output(tiny_onnx, tmp_path):
+    source = make_video(tmp_path / "clip.mp4", audio=False)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(source.read_bytes()[:2000])
+    result = segedge("run", truncated, "--engine", tiny_onnx, "-o", tmp_path / "out.mp4", "--quiet")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_run_works_without_torch(tiny_onnx, portrait, tmp_path):
+    blocker = tmp_path / "no_torch"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked for this test')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    check = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, env=env)
+    assert check.returncode != 0  # the blocker really hides torch
+    result = segedge("run", portrait, "--engine", tiny_onnx, "-o", tmp_path / "out.jpg", "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.jpg").is_file()
+
+
+def test_segmenter_python_api(tiny_onnx, portrait):
+    segmenter = Segmenter(tiny_onnx)
+    frame = cv2.cvtColor(cv2.imread(str(portrait)), cv2.COLOR_BGR2RGB)
+    matte = segmenter.mask(frame)
+    assert matte.shape == frame.shape[:2] and matte.dtype == np.float32
+    assert 0.0 <= matte.min() and matte.max() <= 1.0
+    assert segmenter.apply(frame, effect="remove").shape == (*frame.shape[:2], 4)
+    assert segmenter.spec.input_size == (64, 64)
