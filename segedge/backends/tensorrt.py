@@ -1,0 +1,95 @@
+"""Native TensorRT backend for serialized engines (TensorRT 10 API: named tensors, execute_async_v3),
+with device memory from cuda-python. The sidecar's contract is checked before the engine is deserialised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from segedge.backends.base import Backend
+from segedge.engine_sidecar import check_engine_compatible, read_sidecar
+from segedge.errors import SegedgeError
+
+INSTALL = "install TensorRT and cuda-python on a machine with an NVIDIA GPU: pip install 'segedge[trt]'"
+
+
+def _import_runtime():
+    try:
+        import tensorrt
+        from cuda.bindings import runtime as cudart
+    except ImportError as exc:
+        raise SegedgeError(f"{exc.name or 'tensorrt'} is not installed, needed for .trt engines; {INSTALL}") from None
+    return tensorrt, cudart
+
+
+def _check(result):
+    """cuda-python returns (error, *values); raise on any error, return the values."""
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if int(error) != 0:
+        raise SegedgeError(f"CUDA call failed with error {error}")
+    return values[0] if len(values) == 1 else values
+
+
+def gpu_identity(cudart) -> tuple[str, str]:
+    props = _check(cudart.cudaGetDeviceProperties(0))
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return name.rstrip("\x00"), f"{props.major}.{props.minor}"
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        spec, self.info = read_sidecar(path)
+        super().__init__(path, spec)
+        trt, self.cudart = _import_runtime()
+        gpu_name, capability = gpu_identity(self.cudart)
+        check_engine_compatible(self.info, trt.__version__, gpu_name, capability)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise SegedgeError(f"TensorRT could not deserialise {path}; {INSTALL}")
+        self.context = self.engine.create_execution_context()
+        self.stream = _check(self.cudart.cudaStreamCreate())
+        self.buffers: dict[str, tuple[int, int]] = {}  # tensor name -> (device pointer, bytes)
+
+    @property
+    def device(self) -> str:
+        return "cuda"
+
+    def _device_buffer(self, name: str, nbytes: int) -> int:
+        pointer, size = self.buffers.get(name, (0, 0))
+        if size < nbytes:  # grow only: shapes within the profile reuse the allocation
+            if pointer:
+                _check(self.cudart.cudaFree(pointer))
+            pointer = _check(self.cudart.cudaMalloc(nbytes))
+            self.buffers[name] = (pointer, nbytes)
+        return pointer
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        cudart = self.cudart
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        input_name, output_name = self.spec.input_name, self.spec.output_name
+        if not self.context.set_input_shape(input_name, batch.shape):
+            raise SegedgeError(f"input shape {batch.shape} is outside the engine's profile {self.info.get('shapes')}")
+        output = np.empty(tuple(self.context.get_tensor_shape(output_name)), np.float32)
+        source = self._device_buffer(input_name, batch.nbytes)
+        target = self._device_buffer(output_name, output.nbytes)
+        self.context.set_tensor_address(input_name, source)
+        self.context.set_tensor_address(output_name, target)
+        kind = cudart.cudaMemcpyKind
+        _check(cudart.cudaMemcpyAsync(source, batch.ctypes.data, batch.nbytes, kind.cudaMemcpyHostToDevice,
+                                      self.stream))
+        if not self.context.execute_async_v3(self.stream):
+            raise SegedgeError(f"TensorRT execution failed for {self.path}")
+        _check(cudart.cudaMemcpyAsync(output.ctypes.data, target, output.nbytes, kind.cudaMemcpyDeviceToHost,
+                                      self.stream))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return output
+
+    def __del__(self):
+        for pointer, _ in getattr(self, "buffers", {}).values():
+            self.cudart.cudaFree(pointer)
