@@ -1,9 +1,40 @@
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 NAME = "eval"
-HELP = "(being built)"
-EXAMPLES = ""
+HELP = ("Accuracy of a model (default, .onnx, .trt, .pth) on DATA_DIR/images + DATA_DIR/masks: foreground IoU, "
+        "mIoU, Dice, pixel accuracy (means over images, at the original image size) and ms per image.")
+EXAMPLES = """Examples:\n\n
+  segedge eval ../shared/data/people/val-portraits\n\n
+  segedge eval --engine model.int8.onnx ../shared/data/people/val --json\n\n
+  segedge eval --engine runs/mnv2/best.pth ../shared/data/people/val-scenes --threshold 0.4
+"""
 
 
-def command() -> None:
-    from segedge.errors import SegedgeError
+def command(
+    data_dir: Annotated[Path, typer.Argument(help="Folder with images/ and masks/ (STEM.png, 0/255).")],
+    engine: Annotated[Path | None, typer.Option(help=".onnx, .trt/.engine or .pth (default: embedded).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    threshold: Annotated[float | None, typer.Option(help="Mask threshold (default: the model's).")] = None,
+    backend: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for inference.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    from segedge.evaluate import evaluate
+    from segedge.runtime import Segmenter
 
-    raise SegedgeError("segedge eval is not implemented yet")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    segmenter = Segmenter(engine, backend, threads)
+    result = evaluate(segmenter, data_dir, threshold, quiet=quiet or json_output)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{result['model']} on {data_dir} ({result['images']} images, threshold {result['threshold']})")
+    typer.echo(f"  IoU {result['iou']:.4f}  mIoU {result['miou']:.4f}  Dice {result['dice']:.4f}  "
+               f"pixel accuracy {result['pixel_accuracy']:.4f}  {result['ms_per_image']:.1f} ms/img")

@@ -1,0 +1,87 @@
+"""`segedge eval` and the torch reference backend on real val images."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SEGEDGE = [sys.executable, "-m", "segedge.cli"]
+
+
+@pytest.fixture(scope="module")
+def few_val(people, tmp_path_factory):
+    root = tmp_path_factory.mktemp("few_val")
+    for kind in ("images", "masks"):
+        (root / kind).mkdir()
+    for image in sorted((people / "val" / "images").iterdir())[:3]:
+        shutil.copy(image, root / "images" / image.name)
+        shutil.copy(people / "val" / "masks" / f"{image.stem}.png", root / "masks" / f"{image.stem}.png")
+    return root
+
+
+def run_eval(*args):
+    return subprocess.run([*SEGEDGE, "eval", *map(str, args)], capture_output=True, text=True)
+
+
+def test_eval_json_has_the_documented_keys(tiny_onnx, few_val):
+    result = run_eval("--engine", tiny_onnx, few_val, "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert {"iou", "miou", "dice", "pixel_accuracy", "images", "ms_per_image", "model"} <= scores.keys()
+    assert scores["images"] == 3 and scores["ms_per_image"] > 0
+    for key in ("iou", "miou", "dice", "pixel_accuracy"):
+        assert 0.0 <= scores[key] <= 1.0
+
+
+def test_eval_matches_training_validation(tiny_checkpoint, tiny_onnx, few_val):
+    """The training log and `segedge eval` must report the same figure for the same model."""
+    from segedge.evaluate import evaluate
+    from segedge.runtime import Segmenter
+    from segedge.training.checkpoint import load_model
+    from segedge.training.data import find_pairs
+    from segedge.training.train import evaluate_folder
+
+    model, spec, _ = load_model(tiny_checkpoint)
+    reference = evaluate_folder(model, spec, find_pairs(few_val), __import__("torch").device("cpu"))
+    for engine in (tiny_checkpoint, tiny_onnx):
+        scores = evaluate(Segmenter(engine), few_val, quiet=True)
+        assert scores["iou"] == pytest.approx(reference["iou"], abs=1e-3)
+        assert scores["pixel_accuracy"] == pytest.approx(reference["pixel_accuracy"], abs=1e-3)
+
+
+def test_torch_backend_matches_onnxruntime(tiny_checkpoint, tiny_onnx):
+    from segedge.backends import load_backend
+
+    batch = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    eager = load_backend(tiny_checkpoint, backend="cpu")
+    assert eager.name == "torch" and eager.device == "cpu"
+    onnx_batch = np.concatenate([load_backend(tiny_onnx).infer(b[None]) for b in batch])
+    assert np.abs(eager.infer(batch) - onnx_batch).max() < 1e-3
+
+
+def test_unpaired_files_are_reported_by_name(tiny_onnx, few_val, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(few_val, folder)
+    lonely_mask = sorted((folder / "masks").iterdir())[0]
+    lonely_mask.rename(folder / "masks" / "orphan.png")
+    result = run_eval("--engine", tiny_onnx, folder, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"] == 2
+    assert "orphan.png" in result.stderr and lonely_mask.stem in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["missing", "no-masks", "mismatched"])
+def test_bad_data_folders_are_one_line_errors(tiny_onnx, few_val, tmp_path, layout):
+    folder = tmp_path / "data"
+    if layout == "no-masks":
+        shutil.copytree(few_val / "images", folder / "images")
+    elif layout == "mismatched":
+        shutil.copytree(few_val / "images", folder / "images")
+        (folder / "masks").mkdir()
+        (folder / "masks" / "someone_else.png").write_bytes(b"")
+    result = run_eval("--engine", tiny_onnx, folder)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("segedge: error:")
