@@ -38,11 +38,12 @@ def test_eval_json_has_the_documented_keys(tiny_onnx, few_val):
 
 def test_eval_matches_training_validation(tiny_checkpoint, tiny_onnx, few_val):
     """The training log and `segedge eval` must report the same figure for the same model."""
-    from segedge.evaluate import evaluate
-    from segedge.runtime import Segmenter
     from segedge.training.checkpoint import load_model
     from segedge.training.data import find_pairs
     from segedge.training.train import evaluate_folder
+
+    from segedge.evaluate import evaluate
+    from segedge.runtime import Segmenter
 
     model, spec, _ = load_model(tiny_checkpoint)
     reference = evaluate_folder(model, spec, find_pairs(few_val), __import__("torch").device("cpu"))
