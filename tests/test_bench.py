@@ -1,0 +1,76 @@
+"""`segedge bench` end to end on the tiny model: every output file is valid; numbers are never asserted as timings."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+KEYS = {"backend", "precision", "device", "input", "batch", "p50_ms", "p90_ms", "p99_ms", "fps",
+        "speedup_vs_eager", "iou_vs_eager", "size_mb"}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tiny_checkpoint, tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [sys.executable, "-m", "segedge.cli", "bench", "--checkpoint", str(tiny_checkpoint), "--data",
+         str(tiny_data / "val"), "--runs", "2", "--warmup", "1", "--threads", "1", "--json", str(out / "b.json"),
+         "--csv", str(out / "b.csv"), "--plot", str(out / "b.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_json_rows_have_the_documented_keys(bench_run):
+    out, _ = bench_run
+    payload = json.loads((out / "b.json").read_text())
+    assert {"cpu", "cores", "python", "onnxruntime"} <= payload["machine"].keys()
+    rows = {row["backend"]: row for row in payload["rows"]}
+    assert set(rows) == {"torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt"}
+    for name in ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8"):
+        row = rows[name]
+        assert KEYS <= row.keys() and row["status"] == "ok"
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["speedup_vs_eager"] > 0 and 0.0 <= row["iou_vs_eager"] <= 1.0
+        assert row["input"] == "1x3x64x64" and row["size_mb"] > 0
+    assert rows["torch"]["speedup_vs_eager"] == 1.0 and rows["torch"]["iou_vs_eager"] == 1.0
+    assert rows["onnxruntime-int8"]["precision"] == "int8" and rows["onnxruntime-fp16"]["precision"] == "fp16"
+
+
+def test_missing_backend_is_skipped_not_an_error(bench_run):
+    out, result = bench_run
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    tensorrt = next(r for r in json.loads((out / "b.json").read_text())["rows"] if r["backend"] == "tensorrt")
+    assert tensorrt["status"].startswith("skipped:") and "tensorrt" in tensorrt["status"]
+    assert "Skipped:" in result.stdout
+
+
+def test_csv_and_plot_are_written(bench_run):
+    out, result = bench_run
+    with open(out / "b.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 and KEYS <= rows[0].keys()
+    assert (out / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Format" in result.stdout and "Speedup" in result.stdout
+
+
+def test_pipeline_stage_shares_add_up(tiny_onnx, tmp_path):
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg CLI needed to make the test video")
+    video = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1",
+                    "-pix_fmt", "yuv420p", str(video)], check=True)
+    from segedge.bench import bench_pipeline
+
+    result = bench_pipeline(tiny_onnx, video)
+    assert result["frames"] == 10
+    assert sum(result["stage_share"].values()) == pytest.approx(1.0, abs=0.01)
+    assert result["pipeline_fps"] > 0 and result["model_only_fps"] > 0
