@@ -174,12 +174,15 @@ class Candidates:
         return self.onnx
 
     def calibration_images(self) -> list[Path]:
-        if self.options.data is None:
-            raise SegedgeError("INT8 calibration needs real images: pass --data DIR (images/ + masks/)")
-        from segedge.evaluate import find_eval_pairs
+        """A sample of the training images recorded in the model (so accuracy is not measured on the images
+        INT8 was calibrated on), else of --data."""
+        from segedge.export.images import CALIB_IMAGES, image_files, recorded_folder, sample
+        from segedge.export.onnx import read_spec_file
 
-        pairs = find_eval_pairs(self.options.data)
-        return [pairs[i][0] for i in np.linspace(0, len(pairs) - 1, min(32, len(pairs))).astype(int)]
+        folder = recorded_folder(read_spec_file(self.fp32_onnx()), "train") or self.options.data
+        if folder is None:
+            raise SegedgeError("INT8 calibration needs real images: pass --data DIR (images/ + masks/)")
+        return sample(image_files(folder), CALIB_IMAGES)
 
 
 def _require(module: str, extra: str) -> None:
