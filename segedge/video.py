@@ -46,17 +46,19 @@ class VideoStats:
 
 
 class _Worker(threading.Thread):
-    """A thread that runs `target` and keeps its exception for the main thread to re-raise."""
+    """A thread that runs `target`; on failure it keeps the exception for the main thread and stops the pipeline,
+    so no other stage waits forever on a queue this one will never fill or drain."""
 
-    def __init__(self, target: Callable[[], None]):
+    def __init__(self, target: Callable[[], None], stop: threading.Event):
         super().__init__(daemon=True)
-        self._target_fn, self.error = target, None
+        self._target_fn, self._stop_event, self.error = target, stop, None
 
     def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as exc:  # re-raised in the caller's thread
             self.error = exc
+            self._stop_event.set()
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -100,45 +102,85 @@ def _video_stream(container, suffix: str, width: int, height: int, rate, time_ba
     return stream
 
 
-def _add_audio(output, source, suffix: str):
-    """Output audio stream for the input's first audio track: a stream copy when the container accepts the codec."""
-    if not source.streams.audio:
-        return None, None
-    audio_in = source.streams.audio[0]
-    if audio_in.codec_context.name in output.supported_codecs:
-        return output.add_stream_from_template(audio_in), None
-    codec = AUDIO_FALLBACK.get(suffix, "aac")
-    rate = 48000 if codec == "libopus" else (audio_in.codec_context.sample_rate or 48000)  # Opus runs at 48 kHz
-    return output.add_stream(codec, rate=rate), audio_in
+class _AudioTrack:
+    """The input's first audio track, fed to the output in step with the video so the file stays interleaved.
+
+    Packets are copied unchanged when the output container accepts the codec, else transcoded (AAC, Opus for WebM).
+    """
+
+    def __init__(self, output, path: Path, suffix: str):
+        import av
+
+        self.source = av.open(str(path))
+        audio_in = self.source.streams.audio[0]
+        self.copy = audio_in.codec_context.name in output.supported_codecs
+        if self.copy:
+            self.stream = output.add_stream_from_template(audio_in)
+        else:
+            codec = AUDIO_FALLBACK.get(suffix, "aac")
+            rate = 48000 if codec == "libopus" else (audio_in.codec_context.sample_rate or 48000)  # Opus: 48 kHz
+            self.stream = output.add_stream(codec, rate=rate)
+        self.chunks = self._copied(audio_in) if self.copy else self._transcoded(audio_in)
+        self.pending = None
+
+    def _copied(self, audio_in) -> Iterator[tuple[float, list]]:
+        for packet in self.source.demux(audio_in):
+            if packet.dts is None:  # the demuxer's empty flush packet
+                continue
+            seconds = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+            packet.stream = self.stream
+            yield seconds, [packet]
+
+    def _transcoded(self, audio_in) -> Iterator[tuple[float, list]]:
+        for frame in self.source.decode(audio_in):
+            seconds = frame.time or 0.0
+            frame.pts = None  # the encoder numbers its own samples
+            yield seconds, self.stream.encode(frame)
+        yield float("inf"), self.stream.encode(None)
+
+    def write_until(self, output, seconds: float) -> None:
+        """Mux every audio packet that starts at or before `seconds` of the video."""
+        while True:
+            if self.pending is None:
+                self.pending = next(self.chunks, None)
+                if self.pending is None:
+                    return
+            start, packets = self.pending
+            if start > seconds:
+                return
+            for packet in packets:
+                output.mux(packet)
+            self.pending = None
+
+    def close(self) -> None:
+        self.source.close()
 
 
-def _copy_audio(output, audio_out, transcode_from, path: Path) -> None:
-    import av
-
-    with av.open(str(path)) as source:
-        audio_in = source.streams.audio[0]
-        if transcode_from is None:
-            for packet in source.demux(audio_in):
-                if packet.dts is not None:
-                    packet.stream = audio_out
-                    output.mux(packet)
-            return
-        for frame in source.decode(audio_in):
-            frame.pts = None
-            output.mux(audio_out.encode(frame))
-        output.mux(audio_out.encode(None))
+def _estimate_frames(container, stream, rate) -> int | None:
+    """Frame count for the progress bar's ETA: from the header, else from the duration (MKV/WebM say none)."""
+    if stream.frames:
+        return stream.frames
+    if stream.duration and stream.time_base:
+        return round(float(stream.duration * stream.time_base) * float(rate))
+    if container.duration:
+        return round(container.duration / 1_000_000 * float(rate))
+    return None
 
 
 def process_video(segmenter, source: str | Path, target: str | Path, effect: str = "blur", background=None,
                   blur_strength: int = DEFAULT_BLUR, threshold: float | None = None, smooth: float = 0.5,
                   quiet: bool = False) -> VideoStats:
-    """Apply an effect to every frame of a video file, writing `target` atomically with the input's audio."""
+    """Apply an effect to every frame of a video file, writing `target` atomically with the input's audio.
+
+    Three stages overlap: a thread decodes, the calling thread segments and composites (batched when the model
+    takes batches), a thread encodes and interleaves the audio. Queues are bounded, so memory stays flat.
+    """
     import av
 
     source, target = Path(source), Path(target)
     suffix = target.suffix.lower()
     alpha_out = effect == "remove" and suffix in ALPHA_VIDEO
-    if effect == "remove" and not alpha_out:
+    if effect == "remove" and not alpha_out:  # no alpha in this container: a green (or chosen) screen instead
         effect, background = "replace", background if background is not None else NAMED_COLORS["green"]
     smoother = TemporalSmoother(smooth)
     stats, stop = VideoStats(), threading.Event()
@@ -146,55 +188,59 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
 
     with _open_video(source) as probe:
         stream = probe.streams.video[0]
-        rate, time_base, total = stream.average_rate or stream.guessed_rate, stream.time_base, stream.frames or None
-        audio_source = probe
+        rate, time_base = stream.average_rate or stream.guessed_rate or 25, stream.time_base
+        total, has_audio = _estimate_frames(probe, stream, rate), bool(probe.streams.audio)
 
-        def read() -> None:
-            for frame in _decode(source):
-                if not _put(decoded, frame, stop):
-                    return
-            _put(decoded, _DONE, stop)
+    def read() -> None:
+        for frame in _decode(source):
+            if not _put(decoded, frame, stop):
+                return
+        _put(decoded, _DONE, stop)
 
-        with atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
-            audio_out, transcode_from = _add_audio(output, audio_source, suffix)
-            state = {"stream": None}
+    with atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
+        state = {"stream": None, "audio": None}
 
-            def write() -> None:
-                while (item := _get(composed, stop)) is not _DONE:
-                    image, pts, frame_time_base = item
-                    if state["stream"] is None:
-                        height, width = image.shape[:2]
-                        state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
-                    layout = "rgba" if image.shape[2] == 4 else "rgb24"
-                    frame = av.VideoFrame.from_ndarray(image, format=layout)
-                    frame.pts, frame.time_base = pts, frame_time_base
-                    output.mux(state["stream"].encode(frame))
+        def write() -> None:
+            while (item := _get(composed, stop)) is not _DONE:
+                image, pts, frame_time_base = item
+                if state["stream"] is None:
+                    height, width = image.shape[:2]
+                    state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
+                    if has_audio:  # added after the video so players see the usual order: video 0, audio 1
+                        state["audio"] = _AudioTrack(output, source, suffix)
+                frame = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4 else "rgb24")
+                frame.pts, frame.time_base = pts, frame_time_base
+                output.mux(state["stream"].encode(frame))
+                if state["audio"] is not None and pts is not None:
+                    state["audio"].write_until(output, float(pts * frame_time_base))
 
-            workers = [_Worker(read), _Worker(write)]
-            for worker in workers:
-                worker.start()
-            started = time.perf_counter()
-            bar = tqdm(total=total, unit="frame", desc=source.name, disable=quiet)
-            try:
-                _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, background, blur_strength,
-                              threshold, smoother)
-                _put(composed, _DONE, stop)
-                workers[1].join()
-            finally:
-                stop.set()  # after success both threads are done; after an error this unblocks them
-                bar.close()
+        workers = [_Worker(read, stop), _Worker(write, stop)]
+        for worker in workers:
+            worker.start()
+        started = time.perf_counter()
+        bar = tqdm(total=total, unit="frame", desc=source.name, disable=quiet)
+        try:
+            _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, background, blur_strength,
+                          threshold, smoother)
+            _put(composed, _DONE, stop)
+            workers[1].join()
+        finally:
+            stop.set()  # after success both threads are done; after an error this unblocks them
+            bar.close()
             for worker in workers:
                 worker.join()
-                if isinstance(worker.error, av.error.FFmpegError):
-                    raise SegedgeError(f"video {source} -> {target}: {worker.error}") from None
-                if worker.error is not None:
-                    raise worker.error
-            if stats.frames == 0:
-                raise SegedgeError(f"video {source} has no decodable frames")
-            output.mux(state["stream"].encode(None))
-            if audio_out is not None:
-                _copy_audio(output, audio_out, transcode_from, source)
-            stats.seconds = time.perf_counter() - started
+        for worker in workers:
+            if isinstance(worker.error, av.error.FFmpegError):
+                raise SegedgeError(f"video {source} -> {target}: {worker.error}") from None
+            if worker.error is not None:
+                raise worker.error
+        if stats.frames == 0:
+            raise SegedgeError(f"video {source} has no decodable frames")
+        output.mux(state["stream"].encode(None))
+        if state["audio"] is not None:
+            state["audio"].write_until(output, float("inf"))
+            state["audio"].close()
+        stats.seconds = time.perf_counter() - started
     return stats
 
 
