@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from segedge.errors import SegedgeError
+
 DEFAULT_RADIUS = 2  # in model pixels: the window the linear model is fitted over
 DEFAULT_EPS = 1e-2  # regularisation: smaller follows image edges closer but copies texture into the matte
 
@@ -62,7 +64,7 @@ class TemporalSmoother:
 
     def __init__(self, strength: float = 0.5):
         if not 0.0 <= strength < 1.0:
-            raise ValueError(f"smoothing strength {strength} must be in [0, 1)")
+            raise SegedgeError(f"smoothing strength {strength} must be in [0, 1); 0 turns smoothing off")
         self.strength = strength
         self.state: np.ndarray | None = None
 

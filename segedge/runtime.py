@@ -4,19 +4,55 @@
     seg = Segmenter()                      # embedded default model on the best available backend
     alpha = seg.mask(rgb)                  # float32 HxW in [0, 1], refined at full resolution
     out = seg.apply(rgb, effect="blur")    # or "remove" (RGBA), "replace", "mask"
+    seg.process_video("clip.mp4", "clip_blur.mp4")
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from segedge.backends import load_backend
-from segedge.effects import DEFAULT_BLUR, apply_effect
+from segedge.effects import DEFAULT_BLUR, apply_effect, parse_color
+from segedge.errors import SegedgeError
+from segedge.media import read_image
 from segedge.preprocess import sigmoid, to_model_input
 from segedge.refine import resize_mask, shift_threshold, upsample_mask
+from segedge.spec import ModelSpec
+
+SIZE_MULTIPLE = 16  # the network downsamples by 16; dynamic models take any multiple of it
+DYNAMIC_RANGE = (0.5, 2.0)  # per side, relative to the training size: the range exported TensorRT profiles cover
+
+
+def model_size(frame_size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
+    """(height, width) to run a frame at: the model's fixed size, or for a dynamic model the frame's aspect ratio
+    at the training pixel count, each side a multiple of 16 within the range dynamic engines are built for."""
+    if not spec.dynamic:
+        return spec.input_size
+    height, width = frame_size
+    train_h, train_w = spec.input_size
+    scale = math.sqrt(train_h * train_w / (height * width))
+
+    def side(value: float, trained: int) -> int:
+        low, high = (math.ceil(trained * DYNAMIC_RANGE[0] / SIZE_MULTIPLE), trained * DYNAMIC_RANGE[1] // SIZE_MULTIPLE)
+        return SIZE_MULTIPLE * int(min(max(round(value / SIZE_MULTIPLE), low, 1), high))
+
+    return side(height * scale, train_h), side(width * scale, train_w)
+
+
+def as_background(value) -> np.ndarray | tuple[int, int, int] | None:
+    """A background given as an RGB array, an RGB tuple, an image path or a colour name/#rrggbb/'r,g,b'."""
+    if value is None or isinstance(value, np.ndarray | tuple):
+        return value
+    return read_image(value) if Path(value).is_file() else parse_color(str(value))
+
+
+def check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise SegedgeError(f"threshold {threshold} must be between 0 and 1 (exclusive)")
 
 
 class Segmenter:
@@ -31,21 +67,31 @@ class Segmenter:
 
     @property
     def max_batch(self) -> int:
-        """Frames per inference call: a model exported with a dynamic batch takes several at once."""
-        return 8 if self.spec.dynamic else 1
+        """Frames per inference call: more than one only when the model file accepts a batch."""
+        return max(1, int(getattr(self.backend, "max_batch", 1)))
+
+    def _batches(self, tensors: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Runs of same-shaped inputs, at most max_batch each (dynamic models may see mixed frame sizes)."""
+        start = 0
+        while start < len(tensors):
+            end = start + 1
+            while end < len(tensors) and end - start < self.max_batch and tensors[end].shape == tensors[start].shape:
+                end += 1
+            yield np.concatenate(tensors[start:end])
+            start = end
 
     def probabilities(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Person probabilities at model resolution, one float32 array per frame."""
+        tensors = [to_model_input(frame, self.spec, model_size(frame.shape[:2], self.spec)) for frame in frames]
         results = []
-        for start in range(0, len(frames), self.max_batch):
-            chunk = frames[start:start + self.max_batch]
-            batch = np.concatenate([to_model_input(frame, self.spec) for frame in chunk])
+        for batch in self._batches(tensors):
             output = self.backend.infer(batch)[:, 0]
             results.extend(output if self.spec.output == "probabilities" else sigmoid(output))
         return results
 
     def to_matte(self, prob: np.ndarray, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Model-resolution probabilities -> full-resolution matte (guided upsampling, threshold shift)."""
+        check_threshold(threshold)
         matte = upsample_mask(prob, frame) if self.refine else resize_mask(prob, frame.shape[:2])
         return shift_threshold(matte, self.spec.threshold if threshold is None else threshold)
 
@@ -58,5 +104,15 @@ class Segmenter:
 
     def apply(self, frame: np.ndarray, effect: str = "blur", background=None, blur_strength: int = DEFAULT_BLUR,
               threshold: float | None = None) -> np.ndarray:
-        """Segment one frame and apply an effect (see segedge.effects.apply_effect)."""
-        return apply_effect(frame, self.mask(frame, threshold), effect, background, blur_strength)
+        """Segment one frame and apply an effect (see segedge.effects.apply_effect); `background` may also be an
+        image path or a colour name."""
+        return apply_effect(frame, self.mask(frame, threshold), effect, as_background(background), blur_strength)
+
+    def process_video(self, source: str | Path, target: str | Path, effect: str = "blur", background=None,
+                      blur_strength: int = DEFAULT_BLUR, threshold: float | None = None, smooth: float = 0.5,
+                      quiet: bool = False):
+        """A video file through the threaded pipeline, audio kept (see segedge.video.process_video)."""
+        from segedge.video import process_video
+
+        return process_video(self, source, target, effect, as_background(background), blur_strength, threshold,
+                             smooth, quiet)

@@ -13,6 +13,7 @@ from segedge.errors import SegedgeError, missing_extra
 from segedge.spec import SPEC_METADATA_KEY, ModelSpec
 
 log = logging.getLogger("segedge")
+DYNAMIC_BATCH = 8  # frames per call when the batch axis is symbolic: enough to fill a GPU, bounded memory
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -80,6 +81,15 @@ class OnnxRuntimeBackend(Backend):
     def device(self) -> str:
         provider = self.session.get_providers()[0]
         return {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}.get(provider, "cpu")
+
+    @property
+    def max_batch(self) -> int:
+        """The batch the file was exported with, or DYNAMIC_BATCH when its batch axis is symbolic."""
+        size = self.session.get_inputs()[0].shape[0]
+        return size if isinstance(size, int) and size > 0 else DYNAMIC_BATCH
+
+    def describe(self) -> str:
+        return f"{super().describe()} [providers: {', '.join(self.session.get_providers())}]"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
