@@ -99,9 +99,9 @@ def accuracy_images(options: BenchOptions) -> tuple[list[np.ndarray], list[np.nd
     """Real images (and their masks when --data has them) for the accuracy columns; empty without --data."""
     if options.data is None:
         return [], []
-    from segedge.evaluate import find_eval_pairs, read_mask
+    from segedge.pairs import find_pairs, read_mask
 
-    pairs = find_eval_pairs(options.data)
+    pairs = find_pairs(options.data)
     picked = [pairs[i] for i in np.linspace(0, len(pairs) - 1, min(ACCURACY_IMAGES, len(pairs))).astype(int)]
     return [read_image(image) for image, _ in picked], [read_mask(mask) for _, mask in picked]
 

@@ -6,43 +6,15 @@ import logging
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
 from segedge.errors import SegedgeError
-from segedge.media import IMAGE_EXTENSIONS, read_image
+from segedge.media import read_image
 from segedge.metrics import MetricAverager
+from segedge.pairs import find_pairs, read_mask
 from segedge.refine import resize_mask
 
 log = logging.getLogger("segedge")
-
-
-def find_eval_pairs(data_dir: str | Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs by file stem; unpaired files are reported by name, not silently skipped."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise SegedgeError(f"data folder not found: {data_dir}")
-    image_dir, mask_dir = data_dir / "images", data_dir / "masks"
-    if not image_dir.is_dir() or not mask_dir.is_dir():
-        raise SegedgeError(f"{data_dir} must hold images/ and masks/ folders (masks as STEM.png)")
-    images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
-    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
-    for stem in sorted(images.keys() - masks.keys()):
-        log.warning("no mask for %s; not scored", images[stem])
-    for stem in sorted(masks.keys() - images.keys()):
-        log.warning("no image for %s; not scored", masks[stem])
-    pairs = [(images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]
-    if not pairs:
-        raise SegedgeError(f"{data_dir}: no image/mask pairs with matching names")
-    return pairs
-
-
-def read_mask(path: Path) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise SegedgeError(f"cannot read mask {path}")
-    return mask > (127 if mask.max() > 1 else 0)
 
 
 def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, quiet: bool = False,
@@ -52,7 +24,7 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
     Predictions are plain bilinear upsamplings of the model's probabilities to the mask size (the ground truth is
     never resized), thresholded at the model's threshold: the figure the training log reports too.
     """
-    pairs = find_eval_pairs(data_dir)[:limit]
+    pairs = find_pairs(data_dir)[:limit]
     threshold = segmenter.spec.threshold if threshold is None else threshold
     scores, model_seconds, skipped = MetricAverager(), 0.0, []
     for image_path, mask_path in tqdm(pairs, unit="img", desc=Path(data_dir).name, disable=quiet):

@@ -17,12 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from segedge.errors import SegedgeError
-from segedge.media import IMAGE_EXTENSIONS
+from segedge.pairs import find_pairs, read_mask
 from segedge.preprocess import normalize
 
 log = logging.getLogger("segedge.train")
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "test")}
-FOLDER_NAMES = (("images", "masks"), ("image", "mask"))
 
 
 def find_split(root: Path, split: str) -> Path | None:
@@ -33,42 +32,16 @@ def find_split(root: Path, split: str) -> Path | None:
     return None
 
 
-def find_pairs(folder: Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs of a folder holding images/ + masks/ (or image/ + mask/), paired by file stem.
-
-    Unpaired files are reported by name and left out; a folder without any pair is an error.
-    """
-    folder = Path(folder)
-    for image_dir_name, mask_dir_name in FOLDER_NAMES:
-        image_dir, mask_dir = folder / image_dir_name, folder / mask_dir_name
-        if image_dir.is_dir() and mask_dir.is_dir():
-            break
-    else:
-        raise SegedgeError(f"{folder} has no images/ and masks/ folders (or image/ and mask/)")
-    images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
-    masks = {p.stem: p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() == ".png"}
-    for stem in sorted(images.keys() - masks.keys()):
-        log.warning("no mask for image %s; skipped", images[stem])
-    for stem in sorted(masks.keys() - images.keys()):
-        log.warning("no image for mask %s; skipped", masks[stem])
-    pairs = [(images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]
-    if not pairs:
-        raise SegedgeError(f"{folder}: no image/mask pairs found (images .jpg/.png and masks .png with the same name)")
-    return pairs
-
-
 def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 image and {0,1} uint8 mask of the same size; SegedgeError naming the file otherwise."""
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
         raise SegedgeError(f"cannot read image {image_path}")
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise SegedgeError(f"cannot read mask {mask_path}")
+    mask = read_mask(mask_path)
     if image.shape[:2] != mask.shape:
         raise SegedgeError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]}, "
                            f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (mask > (127 if mask.max() > 1 else 0)).astype(np.uint8)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mask.astype(np.uint8)
 
 
 def train_transform(size: int, crop: int) -> A.Compose:
@@ -112,3 +85,6 @@ class SegmentationDataset(Dataset):
         out = self.transform(image=image, mask=mask)
         image = normalize(out["image"], self.mean, self.std)
         return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
+
+
+__all__ = ["SegmentationDataset", "find_pairs", "find_split", "read_pair", "train_transform"]
