@@ -44,7 +44,9 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise SegedgeError(f"image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    # ANYCOLOR|ANYDEPTH keeps gray and 16-bit as they are and, unlike UNCHANGED, applies the EXIF orientation,
+    # so phone photos come out the way they are shown (the alpha of an RGBA input is dropped)
+    image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         raise SegedgeError(f"cannot decode image {path}: the file is empty, corrupt or not an image")
     return to_rgb8(image)
@@ -119,12 +121,15 @@ def _open_video(path: Path):
 
 
 def probe_video(path: str | Path) -> VideoInfo:
+    """Size (as stored), frame rate, frame count, rotation (read from the first frame's display matrix) and audio."""
     path = Path(path)
     with _open_video(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or 25
+        first = next(container.decode(stream), None)
+        rotation = round(first.rotation or 0) % 360 if first is not None else 0
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, float(rate), stream.frames or 0,
-                         0, bool(container.streams.audio))
+                         rotation, bool(container.streams.audio))
 
 
 def upright(frame) -> np.ndarray:

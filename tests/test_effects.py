@@ -1,11 +1,10 @@
-"""Effects and matte refinement on synthetic frames: exact pixel expectations, no model needed."""
+"""Compositing effects on synthetic frames: exact pixel expectations, no model needed."""
 
 import numpy as np
 import pytest
 
 from segedge.effects import apply_effect, blur_background, cover, parse_color, remove_background, replace_background
 from segedge.errors import SegedgeError
-from segedge.refine import TemporalSmoother, shift_threshold, upsample_mask
 
 
 @pytest.fixture
@@ -74,31 +73,3 @@ def test_colours_and_bad_effect():
         parse_color("1,2")
     with pytest.raises(SegedgeError, match="unknown effect"):
         apply_effect(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2)), "sepia")
-
-
-def test_guided_upsampling_follows_image_edges():
-    frame = np.zeros((128, 128, 3), np.uint8)
-    frame[:, 61:] = 255  # true edge at x=61, between model pixels
-    prob = np.zeros((16, 16), np.float32)
-    prob[:, 8:] = 1.0  # coarse mask: edge at x=64 after upsampling
-    matte = upsample_mask(prob, frame)
-    assert matte.shape == (128, 128) and matte.dtype == np.float32
-    assert 0.0 <= matte.min() and matte.max() <= 1.0
-    assert matte[:, 62:64].mean() > 0.5  # pixels right of the image edge follow it, not the coarse grid
-    assert matte[:, :40].max() < 0.05 and matte[:, 90:].min() > 0.95
-
-
-def test_threshold_shift_moves_the_half_point():
-    prob = np.array([0.0, 0.3, 0.5, 1.0], np.float32)
-    shifted = shift_threshold(prob, 0.3)
-    assert shifted[1] == pytest.approx(0.5) and shifted[0] == 0 and shifted[3] == pytest.approx(1.0)
-    assert np.array_equal(shift_threshold(prob, 0.5), prob)
-
-
-def test_temporal_smoother_is_an_ema_and_can_be_off():
-    smoother = TemporalSmoother(0.5)
-    assert smoother(np.ones(2))[0] == 1.0
-    assert smoother(np.zeros(2))[0] == 0.5
-    off = TemporalSmoother(0.0)
-    off(np.ones(2))
-    assert off(np.zeros(2))[0] == 0.0
