@@ -193,3 +193,95 @@ def test_segmenter_python_api(tiny_onnx, portrait):
     assert 0.0 <= matte.min() and matte.max() <= 1.0
     assert segmenter.apply(frame, effect="remove").shape == (*frame.shape[:2], 4)
     assert segmenter.spec.input_size == (64, 64)
+
+
+def test_webm_output_transcodes_audio_it_cannot_copy(tiny_onnx, tmp_path):
+    source = make_video(tmp_path / "talk.mp4", audio=True)  # AAC, which WebM cannot hold
+    out = tmp_path / "talk.webm"
+    result = segedge("run", source, "--engine", tiny_onnx, "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "10"
+    audio = ffprobe(out, "stream=codec_name", stream="a:0")["streams"][0]
+    assert audio["codec_name"] == "opus"
+    packets = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "packet=stream_index", "-of", "csv=p=0",
+                              str(out)], capture_output=True, text=True, check=True).stdout.split()
+    assert set(packets[:len(packets) // 2]) == {"0", "1"}  # audio interleaved with video, not appended at the end
+
+
+@pytest.mark.parametrize("option,value,message", [("--smooth", "1.5", "smoothing"), ("--threshold", "1", "threshold"),
+                                                  ("--effect", "sepia", "unknown effect"),
+                                                  ("--background", "nocolour", "nocolour")])
+def test_bad_options_are_one_line_errors(tiny_onnx, tmp_path, option, value, message):
+    source = make_video(tmp_path / "clip.mp4", audio=False)
+    effect = ["--effect", "replace"] if option == "--background" else []
+    result = segedge("run", source, "--engine", tiny_onnx, *effect, option, value, "-o", tmp_path / "out.mp4",
+                     "--quiet")
+    assert_one_line_error(result, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_ctrl_c_leaves_no_partial_video(tiny_onnx, tmp_path):
+    import signal
+    import time
+
+    source = make_video(tmp_path / "long.mp4", audio=True, seconds=30, size="160x120")
+    process = subprocess.Popen([*SEGEDGE, "run", str(source), "--engine", str(tiny_onnx), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None and not [p for p in tmp_path.iterdir() if "partial" in p.name]:
+        time.sleep(0.01)  # wait until the temporary output exists, then interrupt mid-video
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the video finished before the interrupt arrived")
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_webcam_loop_records_every_frame_atomically(tiny_onnx, tmp_path):
+    from segedge.webcam import stream_capture
+
+    source = make_video(tmp_path / "camera.mp4", audio=False)
+    out = tmp_path / "recording.mp4"
+    capture = cv2.VideoCapture(str(source))  # any OpenCV source stands in for a camera here
+    assert stream_capture(Segmenter(tiny_onnx), capture, out, effect="mask") == out
+    assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "10"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4", "recording.mp4"]
+
+
+def test_model_size_for_fixed_and_dynamic_models():
+    from segedge.runtime import model_size
+    from segedge.spec import ModelSpec
+
+    assert model_size((1080, 1920), ModelSpec(input_size=(256, 256))) == (256, 256)
+    dynamic = ModelSpec(input_size=(256, 256), dynamic=True)
+    height, width = model_size((1080, 1920), dynamic)
+    assert height % 16 == 0 and width % 16 == 0 and abs(width / height - 16 / 9) < 0.1
+    assert model_size((10, 4000), dynamic) == (128, 512)  # clamped to 0.5x..2x of the training size per side
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tiny_checkpoint, tmp_path_factory):
+    from segedge.export.onnx import export_checkpoint
+
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("dynamic") / "dynamic.onnx", dynamic=True)
+
+
+def test_dynamic_model_batches_video_frames_and_keeps_aspect(dynamic_onnx, tmp_path):
+    segmenter = Segmenter(dynamic_onnx)
+    assert segmenter.max_batch > 1
+    frames = [np.zeros((90, 160, 3), np.uint8)] * 3 + [np.zeros((50, 50, 3), np.uint8)]
+    probs = segmenter.probabilities(frames)  # mixed sizes are split into same-shaped batches
+    assert [p.shape for p in probs] == [(48, 80)] * 3 + [(64, 64)]
+    source = make_video(tmp_path / "clip.mp4", audio=True)
+    stats = segmenter.process_video(source, tmp_path / "out.mp4", effect="replace", background="blue", quiet=True)
+    assert stats.frames == 10
+    assert ffprobe(tmp_path / "out.mp4", "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "10"
+
+
+def test_python_api_background_from_colour_or_path(tiny_onnx, portrait, tmp_path):
+    segmenter = Segmenter(tiny_onnx)
+    frame = np.full((40, 30, 3), 90, np.uint8)
+    plate = tmp_path / "plate.png"
+    cv2.imwrite(str(plate), np.full((10, 10, 3), 7, np.uint8))
+    for background in ("green", "#00b140", str(plate), (0, 177, 64)):
+        assert segmenter.apply(frame, effect="replace", background=background).shape == (40, 30, 3)
