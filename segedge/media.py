@@ -71,6 +71,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Write RGB, RGBA or grayscale uint8 atomically; the format follows the extension."""
     path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise SegedgeError(f"output {path}: name it with an image extension ({', '.join(IMAGE_EXTENSIONS)})")
     if image.ndim == 3 and image.shape[2] == 4 and path.suffix.lower() not in ALPHA_EXTENSIONS:
         raise SegedgeError(f"{path}: a cut-out has transparency; write it as .png or .webp")
     if image.ndim == 3:

@@ -66,6 +66,17 @@ def default_output(source: str, kind: str, effect: str) -> Path:
     return path.with_name(f"{path.stem}_{effect}{suffix}")
 
 
+def resolve_output(source: str, kind: str, effect: str, target: Path | None) -> Path:
+    """-o as given; an existing folder for a single image or video means "the default name inside it"."""
+    if target is None:
+        return default_output(source, kind, effect)
+    if kind in ("image", "video") and target.is_dir():
+        return target / default_output(source, kind, effect).name
+    if kind == "folder" and target.exists() and not target.is_dir():
+        raise SegedgeError(f"output {target} is a file; a folder of images needs an output folder")
+    return target
+
+
 def load_background(text: str | None):
     if text is None:
         return None
@@ -85,7 +96,7 @@ def run(options: RunOptions) -> Path | None:
     background = load_background(options.background)
     target = Path(options.output) if options.output else None
     if kind != "webcam":
-        target = target or default_output(options.input, kind, options.effect)
+        target = resolve_output(options.input, kind, options.effect, target)
         _check_distinct(Path(options.input), target)
 
     from segedge.runtime import Segmenter
@@ -116,6 +127,7 @@ def run(options: RunOptions) -> Path | None:
 def _run_folder(segmenter, options: RunOptions, target: Path, effect_args: dict) -> Path:
     """Every image of a folder/glob into `target`/ under the same names; unreadable ones reported and skipped."""
     images = expand_images(options.input)
+    created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
     failed = []
     for path in tqdm(images, unit="img", disable=options.quiet):
@@ -129,5 +141,7 @@ def _run_folder(segmenter, options: RunOptions, target: Path, effect_args: dict)
             continue
         write_image(out, apply_effect(frame, segmenter.mask(frame, options.threshold), **effect_args))
     if len(failed) == len(images):
+        if created:
+            target.rmdir()  # nothing was written: leave no empty output folder behind
         raise SegedgeError(f"none of the {len(images)} images in {options.input} could be read")
     return target

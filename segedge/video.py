@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from segedge.effects import DEFAULT_BLUR, NAMED_COLORS, apply_effect
 from segedge.errors import SegedgeError
-from segedge.media import _open_video, atomic_output, upright
+from segedge.media import VIDEO_EXTENSIONS, _open_video, atomic_output, upright
 from segedge.refine import TemporalSmoother
 
 QUEUE_SIZE = 16
@@ -179,6 +179,8 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
 
     source, target = Path(source), Path(target)
     suffix = target.suffix.lower()
+    if suffix not in VIDEO_EXTENSIONS:
+        raise SegedgeError(f"output {target}: name it with a video extension ({', '.join(VIDEO_EXTENSIONS)})")
     alpha_out = effect == "remove" and suffix in ALPHA_VIDEO
     if effect == "remove" and not alpha_out:  # no alpha in this container: a green (or chosen) screen instead
         effect, background = "replace", background if background is not None else NAMED_COLORS["green"]

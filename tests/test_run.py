@@ -285,3 +285,20 @@ def test_python_api_background_from_colour_or_path(tiny_onnx, portrait, tmp_path
     cv2.imwrite(str(plate), np.full((10, 10, 3), 7, np.uint8))
     for background in ("green", "#00b140", str(plate), (0, 177, 64)):
         assert segmenter.apply(frame, effect="replace", background=background).shape == (40, 30, 3)
+
+
+def test_output_paths_folders_and_extensions(tiny_onnx, portrait, tmp_path):
+    (tmp_path / "into").mkdir()
+    assert segedge("run", portrait, "--engine", tiny_onnx, "-o", tmp_path / "into", "--quiet").returncode == 0
+    assert (tmp_path / "into" / "portrait_blur.jpg").is_file()  # an existing folder takes the default name
+    assert_one_line_error(segedge("run", portrait, "--engine", tiny_onnx, "-o", tmp_path / "noext", "--quiet"),
+                          "image extension")
+    clip = make_video(tmp_path / "clip.mp4", audio=False)
+    assert_one_line_error(segedge("run", clip, "--engine", tiny_onnx, "-o", tmp_path / "x.gif", "--quiet"),
+                          "video extension")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"nope")
+    assert_one_line_error(segedge("run", broken, "--engine", tiny_onnx, "--quiet"), "could be read")
+    assert not (tmp_path / "broken_blur").exists()  # no empty output folder left behind
+    assert not [p for p in tmp_path.rglob("*") if "partial" in p.name or p.name in ("noext", "x.gif")]
