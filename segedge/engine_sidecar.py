@@ -7,12 +7,14 @@ both here first and says how to rebuild, instead of letting TensorRT fail with a
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from segedge.errors import SegedgeError
 from segedge.spec import ModelSpec
 
+log = logging.getLogger("segedge")
 REBUILD = "rebuild it on this machine with: segedge export CHECKPOINT --format trt"
 
 
@@ -24,9 +26,13 @@ def sidecar_path(engine_path: str | Path) -> Path:
 def write_sidecar(engine_path: str | Path, spec: ModelSpec, info: dict) -> Path:
     """Write {"spec": ..., "engine": info} atomically next to the engine."""
     path = sidecar_path(engine_path)
+    text = json.dumps({"spec": spec.to_dict(), "engine": info}, indent=2, sort_keys=True)  # fails before any write
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"spec": spec.to_dict(), "engine": info}, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -48,11 +54,16 @@ def _major_minor(version: str) -> tuple[str, ...]:
 
 def check_engine_compatible(info: dict, trt_version: str, gpu_name: str | None,
                             compute_capability: str | None) -> None:
-    """Refuse an engine built with another TensorRT major.minor or for another GPU architecture."""
+    """Refuse an engine built with another TensorRT major.minor or for another GPU architecture (compute
+    capability); another GPU model of the same architecture usually loads, so that is a loud warning only."""
     built_version = str(info.get("tensorrt_version", "unknown"))
-    built_gpu, built_cc = info.get("gpu", "unknown"), str(info.get("compute_capability", "unknown"))
+    built_gpu = info.get("gpu") or info.get("gpu_name") or "unknown"
+    built_cc = str(info.get("compute_capability", "unknown"))
     where = f"engine built with TensorRT {built_version} on {built_gpu} (sm {built_cc})"
     if _major_minor(built_version) != _major_minor(trt_version):
         raise SegedgeError(f"{where}; this machine has TensorRT {trt_version}: {REBUILD}")
     if compute_capability and built_cc != "unknown" and built_cc != compute_capability:
         raise SegedgeError(f"{where}; this GPU is {gpu_name} (sm {compute_capability}): {REBUILD}")
+    if gpu_name and built_gpu != "unknown" and built_gpu != gpu_name:
+        log.warning("WARNING: %s; this GPU is %s: it may load but run slower than a rebuilt engine",
+                    where, gpu_name)

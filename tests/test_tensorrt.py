@@ -63,7 +63,7 @@ def test_engine_without_tensorrt_is_a_one_line_error(tmp_path, people):
 
 
 @pytest.mark.tensorrt
-def test_engine_builds_and_matches_onnxruntime(tiny_checkpoint, tmp_path):
+def test_engine_builds_and_matches_onnxruntime(tiny_checkpoint, tiny_onnx, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installable on this machine (NVIDIA index unreachable)")
     pytest.importorskip("cuda.bindings", reason="cuda-python needed for device buffers")
     import numpy as np
@@ -75,5 +75,30 @@ def test_engine_builds_and_matches_onnxruntime(tiny_checkpoint, tmp_path):
                              "--precision", "fp32", "-o", str(engine)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     batch = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    expected = load_backend(tmp_path / "tiny.onnx").infer(batch)
+    expected = load_backend(tiny_onnx).infer(batch)  # the same checkpoint through onnxruntime
     assert np.abs(load_backend(engine).infer(batch) - expected).max() < 1e-3
+
+
+def test_same_architecture_other_gpu_model_only_warns(caplog):
+    check_engine_compatible(INFO, "10.3.0", "NVIDIA A30", "8.0")
+    assert "NVIDIA A30" in caplog.text and "WARNING" in caplog.text
+
+
+def test_sidecar_write_is_atomic_and_leaves_no_temp_file(tmp_path):
+    engine = tmp_path / "model.trt"
+    with pytest.raises(TypeError):
+        write_sidecar(engine, ModelSpec(), {"not json": object()})
+    assert list(tmp_path.iterdir()) == []
+    write_sidecar(engine, ModelSpec(), INFO)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.trt.json"]
+
+
+@pytest.mark.parametrize("shape,allowed", [((1, 3, 256, 256), True), ((4, 3, 512, 384), True),
+                                           ((5, 3, 256, 256), False), ((1, 3, 112, 256), False),
+                                           ((1, 3, 256), False)])
+def test_profile_allows_shapes_within_min_max(shape, allowed):
+    from segedge.backends.tensorrt import profile_allows
+
+    shapes = {"min": [1, 3, 128, 128], "opt": [1, 3, 256, 256], "max": [4, 3, 512, 512]}
+    assert profile_allows(shape, shapes) is allowed
+    assert profile_allows(shape, None) is True  # no profile recorded: TensorRT decides
