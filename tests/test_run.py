@@ -302,3 +302,15 @@ def test_output_paths_folders_and_extensions(tiny_onnx, portrait, tmp_path):
     assert_one_line_error(segedge("run", broken, "--engine", tiny_onnx, "--quiet"), "could be read")
     assert not (tmp_path / "broken_blur").exists()  # no empty output folder left behind
     assert not [p for p in tmp_path.rglob("*") if "partial" in p.name or p.name in ("noext", "x.gif")]
+
+
+def test_without_engine_uses_the_embedded_model_or_says_how(portrait, tmp_path):
+    from segedge.backends import DEFAULT_MODEL
+
+    result = segedge("run", portrait, "-o", tmp_path / "out.jpg", "--quiet")
+    if DEFAULT_MODEL.is_file():
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "out.jpg").is_file()
+    else:
+        assert_one_line_error(result, "--engine")
+        assert not (tmp_path / "out.jpg").exists()
