@@ -44,7 +44,7 @@ def read_sidecar(engine_path: str | Path) -> tuple[ModelSpec, dict]:
     try:
         data = json.loads(path.read_text())
         return ModelSpec.from_dict(data["spec"]), dict(data["engine"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise SegedgeError(f"sidecar {path} is corrupt ({type(exc).__name__}); {REBUILD}") from None
 
 
