@@ -23,9 +23,13 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
 
     Predictions are plain bilinear upsamplings of the model's probabilities to the mask size (the ground truth is
     never resized), thresholded at the model's threshold: the figure the training log reports too.
+    `ms_per_image` covers pre-processing and inference (not file decoding or scoring). Pairs that cannot be read
+    or whose image and mask differ in size are warned about by name and listed under `skipped`.
     """
-    pairs = find_pairs(data_dir)[:limit]
     threshold = segmenter.spec.threshold if threshold is None else threshold
+    if not 0.0 < threshold < 1.0:
+        raise SegedgeError(f"threshold {threshold} must be between 0 and 1")
+    pairs = find_pairs(data_dir)[:limit]
     scores, model_seconds, skipped = MetricAverager(), 0.0, []
     for image_path, mask_path in tqdm(pairs, unit="img", desc=Path(data_dir).name, disable=quiet):
         try:

@@ -75,3 +75,19 @@ def test_bad_data_folders_are_one_line_errors(tiny_onnx, few_val, tmp_path, layo
     result = run_eval("--engine", tiny_onnx, folder)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("segedge: error:")
+
+
+def test_unreadable_files_are_reported_by_name(tiny_onnx, few_val, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(few_val, folder)
+    broken = sorted((folder / "images").iterdir())[0]
+    broken.write_bytes(b"not a jpeg")
+    result = run_eval("--engine", tiny_onnx, folder, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert broken.name in result.stderr and "2 images" in result.stdout
+    assert f"skipped 1 unreadable or mismatched: {broken.name}" in result.stdout
+
+
+def test_threshold_out_of_range_is_a_user_error(tiny_onnx, few_val):
+    result = run_eval("--engine", tiny_onnx, few_val, "--threshold", "1.5")
+    assert result.returncode == 2 and "threshold 1.5" in result.stderr and "Traceback" not in result.stderr

@@ -24,17 +24,20 @@ def command(
     threshold: Annotated[float | None, typer.Option(help="Mask threshold (default: the model's).")] = None,
     backend: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads for inference.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar (it goes to stderr, so --json output stays clean).")]
+    = False,
 ) -> None:
     from segedge.evaluate import evaluate
     from segedge.runtime import Segmenter
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     segmenter = Segmenter(engine, backend, threads)
-    result = evaluate(segmenter, data_dir, threshold, quiet=quiet or json_output)
+    result = evaluate(segmenter, data_dir, threshold, quiet=quiet)
     if json_output:
         typer.echo(json.dumps(result))
         return
     typer.echo(f"{result['model']} on {data_dir} ({result['images']} images, threshold {result['threshold']})")
     typer.echo(f"  IoU {result['iou']:.4f}  mIoU {result['miou']:.4f}  Dice {result['dice']:.4f}  "
                f"pixel accuracy {result['pixel_accuracy']:.4f}  {result['ms_per_image']:.1f} ms/img")
+    if result["skipped"]:
+        typer.echo(f"  skipped {len(result['skipped'])} unreadable or mismatched: {', '.join(result['skipped'])}")
