@@ -36,6 +36,7 @@ class BenchOptions:
     runs: int = 50
     warmup: int = 5
     threads: int | None = None
+    device: str = "auto"  # auto (CUDA when torch/onnxruntime see one, else CPU), cpu or cuda
     data: Path | None = None
     pipeline: Path | None = None
 
@@ -56,7 +57,7 @@ class Row:
     iou_vs_eager: float | None = None
     iou_vs_truth: float | None = None
     size_mb: float | None = None
-    memory_mb: float | None = None  # resident memory the process grew by while loading and running this backend
+    memory_mb: float | None = None  # peak resident memory above the level before this backend was loaded
     model: str = ""
 
 
@@ -75,12 +76,37 @@ def machine_info() -> dict:
     return info
 
 
-def resident_mb() -> float:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return float("nan")
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024  # the kernel reports kB
+    raise OSError(f"{key} not in /proc/self/status")
+
+
+class PeakMemory:
+    """Peak resident memory (host RAM, not GPU memory) a backend adds while loading and running: the kernel's
+    high-water mark VmHWM, reset through /proc/self/clear_refs so each backend starts from the current level.
+    Where the reset is not allowed it falls back to the plain RSS growth; None where /proc is absent (not Linux)."""
+
+    def __enter__(self) -> PeakMemory:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # "5": reset the peak RSS to the current RSS
+            self.key = "VmHWM"
+        except OSError:
+            self.key = "VmRSS"
+        try:
+            self.before = _status_mb("VmRSS")
+        except OSError:
+            self.before = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def growth_mb(self) -> float | None:
+        if self.before is None:
+            return None
+        return round(max(0.0, _status_mb(self.key) - self.before), 1)
 
 
 def time_calls(run: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
@@ -95,30 +121,58 @@ def time_calls(run: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
     return times
 
 
-def accuracy_images(options: BenchOptions) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """Real images (and their masks when --data has them) for the accuracy columns; empty without --data."""
-    if options.data is None:
-        return [], []
-    from segedge.pairs import find_pairs, read_mask
+def accuracy_folder(options: BenchOptions, spec) -> Path | None:
+    """--data, else the val folder recorded in the model's spec when it is on this machine, else none."""
+    if options.data is not None:
+        return options.data
+    train = spec.training.get("data")
+    if not train:
+        return None
+    return next((folder for folder in (Path(train).parent / "val", Path(train).parent / "test")
+                 if folder.is_dir()), None)
 
-    pairs = find_pairs(options.data)
-    picked = [pairs[i] for i in np.linspace(0, len(pairs) - 1, min(ACCURACY_IMAGES, len(pairs))).astype(int)]
-    return [read_image(image) for image, _ in picked], [read_mask(mask) for _, mask in picked]
+
+class AccuracySet:
+    """Real images and their masks for the accuracy columns, picked evenly over the folder and read once."""
+
+    def __init__(self, options: BenchOptions, echo: Callable[[str], None]):
+        self.options, self.echo = options, echo
+        self.folder: Path | None = None
+        self.images: list[np.ndarray] | None = None
+        self.truths: list[np.ndarray] = []
+
+    def load(self, spec) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        if self.images is None:
+            from segedge.pairs import find_pairs, read_mask
+
+            self.folder = accuracy_folder(self.options, spec)
+            self.images = []
+            if self.folder is None:
+                self.echo("no real images for the accuracy columns (pass --data DIR with images/ + masks/)")
+                return self.images, self.truths
+            pairs = find_pairs(self.folder)
+            picked = [pairs[i] for i in np.linspace(0, len(pairs) - 1, min(ACCURACY_IMAGES, len(pairs))).astype(int)]
+            self.images = [read_image(image) for image, _ in picked]
+            self.truths = [read_mask(mask) for _, mask in picked]
+            self.echo(f"accuracy on {len(picked)} images of {self.folder}")
+        return self.images, self.truths
 
 
 def _masks(backend, images, size) -> list[np.ndarray]:
+    """Masks at each image's own size, thresholded exactly as `segedge eval` does."""
     import cv2
 
     masks = []
     for image in images:
-        logits = backend.infer(to_model_input(image, backend.spec, size))[0, 0]
-        prob = cv2.resize(sigmoid(logits), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        output = backend.infer(to_model_input(image, backend.spec, size))[0, 0]
+        prob = output if backend.spec.output == "probabilities" else sigmoid(output)
+        prob = cv2.resize(prob, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
         masks.append(prob > backend.spec.threshold)
     return masks
 
 
 def _mean_iou(predictions, targets) -> float | None:
-    scores = [mask_metrics(p, t)["iou"] for p, t in zip(predictions, targets, strict=True) if t is not None]
+    scores = [mask_metrics(p, t)["iou"] for p, t in zip(predictions, targets, strict=True)]
     return round(float(np.mean(scores)), 4) if scores else None
 
 
@@ -127,7 +181,8 @@ class Candidates:
 
     def __init__(self, options: BenchOptions, workdir: Path):
         self.options, self.workdir = options, workdir
-        self.onnx = next((p for p in options.engines if p.suffix == ".onnx"), None)
+        self.onnx = next((p for p in options.engines if p.suffix == ".onnx"
+                          and not p.name.endswith((".fp16.onnx", ".int8.onnx"))), None)
         if self.onnx is None and options.checkpoint is None and not options.engines:
             self.onnx = default_model_path()
 
@@ -140,49 +195,78 @@ class Candidates:
             _require("torch", "train")
             return options.checkpoint
         if name == "tensorrt":
-            engine = next((p for p in options.engines if p.suffix in (".trt", ".engine")), None)
+            engine = next((p for p in options.engines if p.suffix in (".trt", ".engine", ".plan")), None)
             _require("tensorrt", "trt")
             if engine is None:
                 raise SegedgeError("needs --engine MODEL.trt (build one with segedge export --format trt)")
             return engine
-        fp32 = self.fp32_onnx()
         if name == "onnxruntime":
-            return fp32
-        given = next((p for p in options.engines if p.name.endswith(f".{name.split('-')[1]}.onnx")), None)
+            return self.fp32_onnx()
+        precision = name.split("-")[1]
+        given = next((p for p in options.engines if p.name.endswith(f".{precision}.onnx")), None)
         if given is not None:
             return given
-        shipped = fp32.with_name(fp32.name.replace(".onnx", f".{name.split('-')[1]}.onnx"))
+        fp32 = self.fp32_onnx()
+        shipped = fp32.with_name(fp32.name.replace(".onnx", f".{precision}.onnx"))
         if shipped.is_file():
             return shipped
-        _require("onnx", "train")
-        from segedge.export import precision
-
         out = self.workdir / shipped.name
-        if name == "onnxruntime-fp16":
-            return precision.to_fp16(fp32, out)
-        calibration = self.calibration_images()
-        return precision.to_int8(fp32, out, calibration)
+        if precision == "fp16":
+            return _precision_function("to_fp16")(fp32, out)
+        return _precision_function("to_int8")(fp32, out, self.calibration_images())
 
     def fp32_onnx(self) -> Path:
         if self.onnx is None:
+            if self.options.checkpoint is None:
+                raise SegedgeError("needs an FP32 .onnx: pass --engine MODEL.onnx or --checkpoint CKPT")
             _require("torch", "train")
             from segedge.export.onnx import export_checkpoint
 
-            size = self.options.size
             self.onnx = export_checkpoint(self.options.checkpoint, self.workdir / "model.onnx",
-                                          size=size, batch=self.options.batch)
+                                          size=self.options.size, batch=self.options.batch)
         return self.onnx
+
+    def pipeline_engine(self) -> Path:
+        """The model the video pipeline runs: the FP32 ONNX when there is one, else the first --engine."""
+        try:
+            return self.fp32_onnx()
+        except SegedgeError:
+            if not self.options.engines:
+                raise
+            return self.options.engines[0]
 
     def calibration_images(self) -> list[Path]:
         """A sample of the training images recorded in the model (so accuracy is not measured on the images
         INT8 was calibrated on), else of --data."""
         from segedge.export.images import CALIB_IMAGES, image_files, recorded_folder, sample
-        from segedge.export.onnx import read_spec_file
 
-        folder = recorded_folder(read_spec_file(self.fp32_onnx()), "train") or self.options.data
+        folder = recorded_folder(_onnx_spec(self.fp32_onnx()), "train") or self.options.data
         if folder is None:
             raise SegedgeError("INT8 calibration needs real images: pass --data DIR (images/ + masks/)")
         return sample(image_files(folder), CALIB_IMAGES)
+
+
+def _onnx_spec(path: Path):
+    """The spec embedded in an ONNX file, read without starting a session."""
+    import onnx
+
+    from segedge.spec import SPEC_METADATA_KEY, ModelSpec
+
+    metadata = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if SPEC_METADATA_KEY not in metadata:
+        raise SegedgeError(f"{path} has no segedge model spec in its metadata; export it with `segedge export`")
+    return ModelSpec.from_json(metadata[SPEC_METADATA_KEY])
+
+
+def _precision_function(name: str):
+    """segedge.export.precision.to_fp16/to_int8 (torch side; absent in a runtime-only install)."""
+    try:
+        from segedge.export import precision
+
+        return getattr(precision, name)
+    except (ImportError, AttributeError) as exc:
+        raise SegedgeError(f"segedge.export.precision.{name} is not available ({exc}); "
+                           f"pip install 'segedge[train]'") from None
 
 
 def _require(module: str, extra: str) -> None:
@@ -192,23 +276,32 @@ def _require(module: str, extra: str) -> None:
         raise SegedgeError(f"{module} not installed (pip install 'segedge[{extra}]')") from None
 
 
-def bench_one(name: str, path: Path, options: BenchOptions, images, truths, reference) -> tuple[Row, list]:
-    before = resident_mb()
-    backend = load_backend(path, backend="cpu" if name.startswith("onnxruntime") else "auto",
-                           threads=options.threads)
-    height, width = (options.size, options.size) if options.size else backend.spec.input_size
-    batch = np.random.default_rng(0).standard_normal((options.batch, 3, height, width)).astype(np.float32)
-    times = time_calls(lambda: backend.infer(batch), options.runs, options.warmup)
-    masks = _masks(backend, images, (height, width)) if images else []
+def backend_request(name: str, device: str) -> str:
+    """What load_backend is asked for. Torch follows --device; onnxruntime rows use its CUDA provider when asked,
+    or under auto when it has one, and never its TensorRT provider (native TensorRT has its own row)."""
+    if not name.startswith("onnxruntime") or device != "auto":
+        return device
+    import onnxruntime
+
+    return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+
+
+def bench_one(name: str, path: Path, options: BenchOptions, accuracy: AccuracySet, reference) -> tuple[Row, list]:
+    with PeakMemory() as memory:
+        backend = load_backend(path, backend=backend_request(name, options.device), threads=options.threads)
+        height, width = (options.size, options.size) if options.size else backend.spec.input_size
+        batch = np.random.default_rng(0).standard_normal((options.batch, 3, height, width)).astype(np.float32)
+        times = time_calls(lambda: backend.infer(batch), options.runs, options.warmup)
+        memory_mb = memory.growth_mb()
+    images, truths = accuracy.load(backend.spec)
+    masks = _masks(backend, images, (height, width))
+    p50, p90, p99 = (round(float(v), 2) for v in np.percentile(times, [50, 90, 99]))
     row = Row(backend=name, precision=_precision(name, backend), device=backend.device,
-              input=f"{options.batch}x3x{height}x{width}", batch=options.batch,
-              p50_ms=round(float(np.percentile(times, 50)), 2), p90_ms=round(float(np.percentile(times, 90)), 2),
-              p99_ms=round(float(np.percentile(times, 99)), 2),
-              fps=round(1000 * options.batch / float(np.percentile(times, 50)), 1),
-              iou_vs_eager=_mean_iou(masks, reference) if reference else None,
-              iou_vs_truth=_mean_iou(masks, truths) if truths else None,
-              size_mb=round(path.stat().st_size / 2**20, 2), memory_mb=round(resident_mb() - before, 1),
-              model=str(path))
+              input=f"{options.batch}x3x{height}x{width}", batch=options.batch, p50_ms=p50, p90_ms=p90, p99_ms=p99,
+              fps=round(1000 * options.batch / p50, 1),
+              iou_vs_eager=_mean_iou(masks, reference) if reference is not None else None,
+              iou_vs_truth=_mean_iou(masks, truths), size_mb=round(path.stat().st_size / 2**20, 2),
+              memory_mb=memory_mb, model=str(path))
     return row, masks
 
 
@@ -219,28 +312,68 @@ def _precision(name: str, backend) -> str:
     return backend.precision
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+
+
+def check_options(options: BenchOptions) -> None:
+    if not options.backends:
+        raise SegedgeError(f"no backend to run; choose from {', '.join(BACKENDS)}")
+    unknown = [name for name in options.backends if name not in BACKENDS]
+    if unknown:
+        raise SegedgeError(f"unknown backend {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    if options.device not in ("auto", "cpu", "cuda"):
+        raise SegedgeError(f"unknown device {options.device!r}; choose auto, cpu or cuda")
+    for label, value, least in (("--runs", options.runs, 1), ("--warmup", options.warmup, 0),
+                                ("--batch", options.batch, 1)):
+        if value < least:
+            raise SegedgeError(f"{label} {value} must be at least {least}")
+    if options.size is not None and (options.size <= 0 or options.size % 16):
+        raise SegedgeError(f"--size {options.size} must be a positive multiple of 16")
+    for path in [*options.engines, *([options.checkpoint] if options.checkpoint else [])]:
+        if not path.is_file():
+            raise SegedgeError(f"model file not found: {path}")
+    if options.pipeline is not None and not options.pipeline.is_file():
+        raise SegedgeError(f"video not found: {options.pipeline}")
+
+
+def check_output_paths(*paths: Path | None) -> None:
+    """Refuse an output in a missing folder before minutes of timing, not after."""
+    for path in paths:
+        if path is not None and not Path(path).parent.is_dir():
+            raise SegedgeError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+
+
 def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tuple[list[Row], dict | None]:
-    """Rows for each requested backend (skipped ones say why), and the video pipeline timing if asked."""
-    images, truths = accuracy_images(options)
+    """Rows for each requested backend (skipped or failed ones say why), and the video pipeline timing if asked.
+
+    Eager torch goes first when asked for, so every other row's speedup and mask agreement are against it."""
+    check_options(options)
+    names = sorted(options.backends, key=lambda name: name != "torch")
+    accuracy = AccuracySet(options, echo)
     rows, reference = [], None
     with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
         candidates = Candidates(options, Path(workdir))
-        for name in options.backends:
-            if name not in BACKENDS:
-                raise SegedgeError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+        for name in names:
             try:
                 path = candidates.path_for(name)
-                row, masks = bench_one(name, path, options, images, truths, reference)
             except SegedgeError as exc:
                 rows.append(Row(backend=name, status=f"skipped: {exc}"))
                 echo(f"{name}: skipped: {exc}")
+                continue
+            try:
+                row, masks = bench_one(name, path, options, accuracy, reference)
+            except Exception as exc:  # noqa: BLE001 -- one backend failing must not hide the others' numbers
+                rows.append(Row(backend=name, status=f"failed: {_first_line(exc)}", model=str(path)))
+                echo(f"{name}: FAILED: {_first_line(exc)}")
                 continue
             if name == "torch":
                 reference = masks
                 row.iou_vs_eager = 1.0 if masks else None
             rows.append(row)
             echo(f"{name}: {row.p50_ms} ms p50 ({row.device}, {row.precision})")
-        pipeline = bench_pipeline(candidates.fp32_onnx(), options.pipeline, options.threads) \
+        pipeline = bench_pipeline(candidates.pipeline_engine(), options.pipeline, options.threads) \
             if options.pipeline else None
     eager = next((r for r in rows if r.backend == "torch" and r.status == "ok"), None)
     for row in rows:
@@ -250,9 +383,12 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tup
 
 
 def format_table(rows: list[Row]) -> str:
-    """An Ultralytics-style table: format, status, size, accuracy, latency, throughput, speedup."""
-    header = f"{'Format':<18} {'Status':<8} {'Size (MB)':>9} {'IoU/eager':>9} {'IoU/GT':>7} {'ms/img':>8} " \
-             f"{'FPS':>7} {'Speedup':>8}"
+    """An Ultralytics-style table: format, status, size, accuracy, latency, throughput, speedup (plain ASCII, so
+    any terminal encoding prints it)."""
+    columns = (("Format", "<18"), ("Status", "<7"), ("Device", "<6"), ("Size MB", ">8"), ("IoU/eager", ">9"),
+               ("IoU/GT", ">7"), ("ms/img", ">8"), ("p99 ms", ">8"), ("FPS", ">7"), ("Speedup", ">8"),
+               ("Mem MB", ">7"))
+    header = " ".join(format(name, align) for name, align in columns)
     lines = [header, "-" * len(header)]
 
     def cell(value, spec):
@@ -260,17 +396,20 @@ def format_table(rows: list[Row]) -> str:
 
     for row in rows:
         ok = row.status == "ok"
-        per_image = row.p50_ms / row.batch if ok else None
-        lines.append(f"{row.backend:<18} {'✅' if ok else '❌':<8} {cell(row.size_mb, '.1f'):>9} "
-                     f"{cell(row.iou_vs_eager, '.4f'):>9} {cell(row.iou_vs_truth, '.4f'):>7} "
-                     f"{cell(per_image, '.2f'):>8} {cell(row.fps, '.1f'):>7} {cell(row.speedup_vs_eager, '.2f'):>8}")
-    skipped = [f"  {row.backend}: {row.status}" for row in rows if row.status != "ok"]
-    return "\n".join(lines + (["", "Skipped:", *skipped] if skipped else []))
+        values = (row.backend, row.status.split(":")[0], row.device or "-", cell(row.size_mb, ".1f"),
+                  cell(row.iou_vs_eager, ".4f"), cell(row.iou_vs_truth, ".4f"),
+                  cell(row.p50_ms / row.batch if ok else None, ".2f"),
+                  cell(row.p99_ms / row.batch if ok else None, ".2f"), cell(row.fps, ".1f"),
+                  cell(row.speedup_vs_eager, ".2f"), cell(row.memory_mb, ".0f"))
+        lines.append(" ".join(format(value, align) for value, (_, align) in zip(values, columns, strict=True)))
+    not_run = [f"  {row.backend}: {row.status}" for row in rows if row.status != "ok"]
+    return "\n".join(lines + (["", "Not measured:", *not_run] if not_run else []))
 
 
 def write_json(rows: list[Row], path: Path, extra: dict | None = None) -> None:
+    """{"machine": {...}, "rows": [...], plus `extra` (options, pipeline)}."""
     payload = {"machine": machine_info(), "rows": [asdict(r) for r in rows], **(extra or {})}
-    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -309,7 +448,7 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
 
     from segedge.effects import apply_effect
     from segedge.media import upright
-    from segedge.runtime import Segmenter
+    from segedge.runtime import Segmenter, model_size
     from segedge.video import process_video
 
     segmenter = Segmenter(engine, "auto", threads)
@@ -328,13 +467,14 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
                 rgb = upright(frame)
                 stages["decode"] += time.perf_counter() - started
                 started = time.perf_counter()
-                tensor = to_model_input(rgb, segmenter.spec)
+                tensor = to_model_input(rgb, segmenter.spec, model_size(rgb.shape[:2], segmenter.spec))
                 stages["preprocess"] += time.perf_counter() - started
                 started = time.perf_counter()
-                logits = segmenter.backend.infer(tensor)[0, 0]
+                output = segmenter.backend.infer(tensor)[0, 0]
                 stages["inference"] += time.perf_counter() - started
                 started = time.perf_counter()
-                image = apply_effect(rgb, segmenter.to_matte(sigmoid(logits), rgb), effect)
+                prob = output if segmenter.spec.output == "probabilities" else sigmoid(output)
+                image = apply_effect(rgb, segmenter.to_matte(prob, rgb), effect)
                 stages["refine+composite"] += time.perf_counter() - started
                 started = time.perf_counter()
                 if stream is None:

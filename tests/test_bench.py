@@ -48,7 +48,7 @@ def test_missing_backend_is_skipped_not_an_error(bench_run):
         pass
     tensorrt = next(r for r in json.loads((out / "b.json").read_text())["rows"] if r["backend"] == "tensorrt")
     assert tensorrt["status"].startswith("skipped:") and "tensorrt" in tensorrt["status"]
-    assert "Skipped:" in result.stdout
+    assert "Not measured:" in result.stdout
 
 
 def test_csv_and_plot_are_written(bench_run):
@@ -74,3 +74,28 @@ def test_pipeline_stage_shares_add_up(tiny_onnx, tmp_path):
     assert result["frames"] == 10
     assert sum(result["stage_share"].values()) == pytest.approx(1.0, abs=0.01)
     assert result["pipeline_fps"] > 0 and result["model_only_fps"] > 0
+
+
+def test_a_broken_model_fails_its_row_not_the_run(tiny_onnx, tmp_path):
+    broken = tmp_path / "tiny.int8.onnx"
+    broken.write_bytes(b"not an onnx file")
+    result = subprocess.run(
+        [sys.executable, "-m", "segedge.cli", "bench", "--engine", str(tiny_onnx), "--engine", str(broken),
+         "--backends", "onnxruntime,onnxruntime-int8", "--runs", "2", "--warmup", "0", "--json",
+         str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = {row["backend"]: row for row in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert rows["onnxruntime"]["status"] == "ok"
+    assert rows["onnxruntime-int8"]["status"].startswith("failed:") and "tiny.int8.onnx" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backends", "onnxruntime,coreml"], "unknown backend coreml"),
+    (["--runs", "0"], "--runs 0 must be at least 1"),
+    (["--json", "/no/such/folder/b.json"], "folder /no/such/folder does not exist"),
+])
+def test_bad_options_are_one_line_errors(tiny_onnx, args, message):
+    result = subprocess.run([sys.executable, "-m", "segedge.cli", "bench", "--engine", str(tiny_onnx), *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]

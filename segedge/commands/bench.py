@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +31,8 @@ def command(
     runs: Annotated[int, typer.Option(help="Timed runs per backend.")] = 50,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up runs.")] = 5,
     threads: Annotated[int | None, typer.Option(help="CPU threads (torch and onnxruntime alike).")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda: where torch and onnxruntime "
+                                        "run.")] = "auto",
     data: Annotated[Path | None, typer.Option(help="DIR with images/ + masks/: accuracy vs eager and vs ground "
                                               "truth, INT8 calibration.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write rows + machine info as JSON.")] = None,
@@ -38,6 +42,7 @@ def command(
 ) -> None:
     from segedge.bench import (
         BenchOptions,
+        check_output_paths,
         format_pipeline,
         format_table,
         run_bench,
@@ -48,10 +53,13 @@ def command(
 
     options = BenchOptions(checkpoint=checkpoint, engines=list(engine or []),
                            backends=tuple(b.strip() for b in backends.split(",") if b.strip()), size=size,
-                           batch=batch, runs=runs, warmup=warmup, threads=threads, data=data, pipeline=pipeline)
+                           batch=batch, runs=runs, warmup=warmup, threads=threads, device=device, data=data,
+                           pipeline=pipeline)
+    check_output_paths(json_path, csv_path, plot)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # loud CPU-fallback warnings
     rows, pipeline_result = run_bench(options, echo=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(rows))
-    extra = {"pipeline": pipeline_result} if pipeline_result else {}
+    extra = {"options": asdict(options), **({"pipeline": pipeline_result} if pipeline_result else {})}
     if pipeline_result:
         typer.echo(format_pipeline(pipeline_result))
     if json_path:
