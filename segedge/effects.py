@@ -19,22 +19,33 @@ DEFAULT_BLUR = 21
 
 
 def composite(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """alpha * frame + (1 - alpha) * background, rounded to uint8; exact where alpha is 0 or 1."""
-    a = alpha[..., None].astype(np.float32)
-    mixed = a * frame.astype(np.float32) + (1.0 - a) * background.astype(np.float32)
-    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    """alpha * frame + (1 - alpha) * background as uint8; exact where alpha is 0 or 1."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float32)
+    background = np.clip(background + 0.5, 0, 255).astype(np.uint8) if background.dtype != np.uint8 else background
+    return cv2.blendLinear(frame, background, alpha, 1.0 - alpha)  # one SIMD pass instead of float temporaries
 
 
 def blur_background(frame: np.ndarray, alpha: np.ndarray, strength: int = DEFAULT_BLUR) -> np.ndarray:
     """Blur only the background: a matte-weighted (normalised) blur keeps person colours from bleeding
-    outwards as a halo, then the sharp person is composited on top."""
+    outwards as a halo, then the sharp person is composited on top.
+
+    Strong blurs run on a downscaled frame (a wide blur has no fine detail to lose), which keeps this stage
+    cheap next to the model at video resolution."""
     if strength < 1:
         raise SegedgeError(f"blur strength must be at least 1, got {strength}")
-    kernel = 2 * int(strength) + 1
-    weight = (1.0 - alpha).astype(np.float32)
-    blurred = cv2.GaussianBlur(frame.astype(np.float32) * weight[..., None], (kernel, kernel), 0)
-    norm = cv2.GaussianBlur(weight, (kernel, kernel), 0)[..., None]
-    background = np.where(norm > 1e-3, blurred / np.maximum(norm, 1e-3), frame.astype(np.float32))
+    height, width = frame.shape[:2]
+    scale = max(1, min(strength // 6, height // 8, width // 8))
+    size = (max(1, width // scale), max(1, height // scale))
+    kernel = 2 * max(1, round(strength / scale)) + 1
+    weight = np.clip((1.0 - alpha) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    weighted = cv2.multiply(frame, cv2.merge([weight] * 3), scale=1 / 255)  # background-only colours, uint8
+    blurred = cv2.GaussianBlur(cv2.resize(weighted, size, interpolation=cv2.INTER_AREA).astype(np.float32),
+                               (kernel, kernel), 0)
+    norm = cv2.GaussianBlur(cv2.resize(weight, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255,
+                            (kernel, kernel), 0)[..., None]
+    small = np.where(norm > 1e-3, blurred / np.maximum(norm, 1e-3), 0.0)
+    background = cv2.resize(np.clip(small + 0.5, 0, 255).astype(np.uint8), (width, height),
+                            interpolation=cv2.INTER_LINEAR)
     return composite(frame, alpha, background)
 
 
