@@ -1,22 +1,32 @@
 """MediaPipe selfie segmentation (general, 256x256) on the same val folders and with the same metric as `segedge eval`.
 
-Not a segedge dependency: run it in a separate environment.
+Not a segedge dependency: run it in its own environment. Only the .tflite file inside the mediapipe wheel and
+ai-edge-litert's interpreter are used (mediapipe itself is never imported), so `--no-deps` keeps that environment
+small (mediapipe's own dependencies pull in jax and pin numpy<2):
 
-    python -m venv /tmp/mpvenv && /tmp/mpvenv/bin/pip install ai-edge-litert opencv-python-headless numpy
-    pip download --no-deps mediapipe==0.10.21 -d /tmp/mp        # only to take the .tflite out of the wheel
-    /tmp/mpvenv/bin/python benchmarks/mediapipe_compare.py --wheel /tmp/mp/mediapipe-0.10.21-*.whl \
-        --out benchmarks/results/mediapipe.json ../shared/data/people/val ../shared/data/people/val-portraits ...
+    python -m venv /work/mpvenv
+    /work/mpvenv/bin/pip install ai-edge-litert opencv-python-headless numpy
+    /work/mpvenv/bin/pip install --no-deps mediapipe==0.10.21
+    # (the plain `pip install mediapipe==0.10.21 ai-edge-litert` works too, only heavier)
+    /work/mpvenv/bin/python benchmarks/mediapipe_compare.py --out benchmarks/results/mediapipe.json \
+        ../shared/data/people/val ../shared/data/people/val-portraits ../shared/data/people/val-scenes
+
+`--wheel mediapipe-0.10.21-*.whl` (from `pip download --no-deps mediapipe==0.10.21`) reads the model straight from
+the wheel instead of an installed package.
 
 Metric (identical to segedge/metrics.py, copied so this script needs no segedge install): per-image foreground IoU
-and mIoU at threshold 0.5, prediction resized up to the mask's size, mean over images.
+and mIoU at threshold 0.5, prediction resized up to the mask's size (bilinear), mean over images. ms_per_image is
+resize + inference + resize back, as segedge eval's covers pre-processing + inference.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -27,11 +37,21 @@ import numpy as np
 MODEL_IN_WHEEL = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
 
 
-def load_model(wheel: Path, threads: int):
+def model_bytes(wheel: Path | None) -> tuple[bytes, str]:
+    """The selfie model from a wheel file, else from the installed mediapipe package (found, not imported)."""
+    if wheel is not None:
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.read(MODEL_IN_WHEEL), wheel.name
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("mediapipe not installed: pip install --no-deps mediapipe==0.10.21, or pass --wheel")
+    path = Path(spec.submodule_search_locations[0]).parent / MODEL_IN_WHEEL
+    return path.read_bytes(), str(path)
+
+
+def load_model(content: bytes, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    with zipfile.ZipFile(wheel) as archive:
-        content = archive.read(MODEL_IN_WHEEL)
     interpreter = Interpreter(model_content=content, num_threads=threads)
     interpreter.allocate_tensors()
     return interpreter
@@ -58,10 +78,18 @@ def iou_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return fg, (fg + bg) / 2
 
 
+def pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) by file stem, as segedge eval pairs them; unpaired files are reported by name."""
+    images = {p.stem: p for p in sorted((folder / "images").iterdir())}
+    masks = {p.stem: p for p in sorted((folder / "masks").glob("*.png"))}
+    for stem in sorted(images.keys() ^ masks.keys()):
+        print(f"warning: {(images | masks)[stem]} has no partner; skipped", file=sys.stderr)
+    return [(images[stem], masks[stem]) for stem in sorted(images.keys() & masks.keys())]
+
+
 def evaluate(interpreter, folder: Path) -> dict:
     ious, mious, seconds = [], [], 0.0
-    for image_path in sorted((folder / "images").iterdir()):
-        mask_path = folder / "masks" / f"{image_path.stem}.png"
+    for image_path, mask_path in pairs(folder):
         rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
         truth = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 127
         started = time.perf_counter()
@@ -77,13 +105,15 @@ def evaluate(interpreter, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--wheel", type=Path, required=True, help="mediapipe-0.10.21 wheel holding the .tflite")
+    parser.add_argument("--wheel", type=Path, help="mediapipe-0.10.21 wheel holding the .tflite (default: the "
+                        "installed mediapipe package)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    interpreter = load_model(args.wheel, args.threads)
+    content, source = model_bytes(args.wheel)
+    interpreter = load_model(content, args.threads)
     results = {folder.name: evaluate(interpreter, folder) for folder in args.folders}
-    payload = {"model": f"MediaPipe selfie segmentation (general, 256x256) from {args.wheel.name}",
+    payload = {"model": f"MediaPipe selfie segmentation (general, 256x256) from {source}",
                "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "threads": args.threads},
                "results": results}
     text = json.dumps(payload, indent=2)
