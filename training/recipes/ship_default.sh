@@ -9,10 +9,7 @@ PEOPLE=${PEOPLE:-../shared/data/people}
 MODELS=segedge/models
 .venv/bin/segedge export "$CKPT" -o "$MODELS/default.onnx"  # parity on the recorded val folder
 .venv/bin/segedge export "$CKPT" -o "$MODELS/default.int8.onnx" --precision int8  # calibrates on a sample of the recorded training data
-mkdir -p benchmarks/results
 for folder in val val-portraits val-scenes; do
-  for model in default.onnx default.int8.onnx; do
-    .venv/bin/segedge eval --engine "$MODELS/$model" "$PEOPLE/$folder" --json --quiet \
-      > "benchmarks/results/eval_${model%.onnx}_${folder}.json"
-  done
+  .venv/bin/segedge eval --engine "$MODELS/default.onnx" "$PEOPLE/$folder" --quiet
 done
+# Published figures (accuracy per folder beside MediaPipe's, latency): .venv/bin/python benchmarks/run_cpu.py

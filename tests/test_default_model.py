@@ -1,0 +1,63 @@
+"""The embedded default model: loads with no arguments, segments real people, and drives eval and bench."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from segedge.backends import DEFAULT_MODEL
+from segedge.metrics import mask_metrics
+
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no default model shipped in segedge/models")
+SEGEDGE = [sys.executable, "-m", "segedge.cli"]
+
+
+def test_default_model_segments_real_people(people):
+    from segedge import Segmenter
+
+    segmenter = Segmenter()
+    assert segmenter.backend.path == DEFAULT_MODEL
+    for folder in ("val", "val-portraits"):
+        image_path = sorted((people / folder / "images").iterdir())[0]
+        rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+        truth = cv2.imread(str(people / folder / "masks" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        matte = segmenter.mask(rgb)
+        assert matte.shape == truth.shape
+        assert mask_metrics(matte > 0.5, truth)["iou"] > 0.8, image_path.name
+
+
+def test_default_model_carries_its_contract():
+    from segedge.backends import load_backend
+
+    spec = load_backend().spec
+    assert spec.backbone == "mobilenet_v2" and spec.input_size[0] % 16 == 0
+    assert spec.metrics.get("val/iou", 0) > 0.85  # training's val figure travels in the file
+
+
+def test_eval_json_on_a_few_val_images(people, tmp_path):
+    import shutil
+
+    for kind in ("images", "masks"):
+        (tmp_path / kind).mkdir()
+    for image in sorted((people / "val-scenes" / "images").iterdir())[:4]:
+        shutil.copy(image, tmp_path / "images" / image.name)
+        shutil.copy(people / "val-scenes" / "masks" / f"{image.stem}.png", tmp_path / "masks" / f"{image.stem}.png")
+    result = subprocess.run([*SEGEDGE, "eval", str(tmp_path), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["images"] == 4 and "default.onnx" in scores["model"]
+    assert 0.3 < scores["iou"] <= 1.0 and 0.5 < scores["pixel_accuracy"] <= 1.0
+
+
+def test_bench_with_no_arguments_uses_the_default_model(tmp_path):
+    result = subprocess.run([*SEGEDGE, "bench", "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "b.json"),
+                             "--backends", "torch,onnxruntime,onnxruntime-int8"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert rows["torch"]["status"].startswith("skipped") and "--checkpoint" in rows["torch"]["status"]
+    assert rows["onnxruntime"]["status"] == "ok" and rows["onnxruntime"]["model"].endswith("default.onnx")
+    assert rows["onnxruntime-int8"]["status"] == "ok"
+    assert np.isfinite(rows["onnxruntime-int8"]["p50_ms"])
