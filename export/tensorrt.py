@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segedge.errors import SegedgeError
+from segedge.media import atomic_output
 from segedge.spec import ModelSpec
 
 DEFAULT_WORKSPACE_GB = 4.0
@@ -189,13 +190,8 @@ def build_with_trtexec(trtexec: str, request: EngineRequest) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def choose_builder(engine_path: Path) -> tuple[str, object]:

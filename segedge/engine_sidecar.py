@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from segedge.errors import SegedgeError
+from segedge.media import atomic_output
 from segedge.spec import ModelSpec
 
 log = logging.getLogger("segedge")
@@ -27,12 +27,8 @@ def write_sidecar(engine_path: str | Path, spec: ModelSpec, info: dict) -> Path:
     """Write {"spec": ..., "engine": info} atomically next to the engine."""
     path = sidecar_path(engine_path)
     text = json.dumps({"spec": spec.to_dict(), "engine": info}, indent=2, sort_keys=True)  # fails before any write
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

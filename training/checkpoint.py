@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +9,14 @@ import torch
 from segedge.training.model import DeepLabV3Plus, build_model
 
 from segedge.errors import SegedgeError
+from segedge.media import atomic_output
 from segedge.spec import ModelSpec
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically, so an interrupted save never leaves a truncated last.pth behind."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
