@@ -20,7 +20,8 @@ from segedge.backends import default_model_path, load_backend
 from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
-from segedge.preprocess import sigmoid, to_model_input
+from segedge.preprocess import to_model_input, to_probabilities
+from segedge.refine import resize_mask
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")
 ACCURACY_IMAGES = 16
@@ -160,14 +161,10 @@ class AccuracySet:
 
 def _masks(backend, images, size) -> list[np.ndarray]:
     """Masks at each image's own size, thresholded exactly as `segedge eval` does."""
-    import cv2
-
     masks = []
     for image in images:
-        output = backend.infer(to_model_input(image, backend.spec, size))[0, 0]
-        prob = output if backend.spec.output == "probabilities" else sigmoid(output)
-        prob = cv2.resize(prob, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-        masks.append(prob > backend.spec.threshold)
+        prob = to_probabilities(backend.infer(to_model_input(image, backend.spec, size))[0, 0], backend.spec)
+        masks.append(resize_mask(prob, image.shape[:2]) > backend.spec.threshold)
     return masks
 
 
@@ -473,7 +470,7 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
                 output = segmenter.backend.infer(tensor)[0, 0]
                 stages["inference"] += time.perf_counter() - started
                 started = time.perf_counter()
-                prob = output if segmenter.spec.output == "probabilities" else sigmoid(output)
+                prob = to_probabilities(output, segmenter.spec)
                 image = apply_effect(rgb, segmenter.to_matte(prob, rgb), effect)
                 stages["refine+composite"] += time.perf_counter() - started
                 started = time.perf_counter()

@@ -26,3 +26,8 @@ def to_model_input(rgb: np.ndarray, spec: ModelSpec, size: tuple[int, int] | Non
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
+
+
+def to_probabilities(output: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Model output -> person probabilities, whichever output kind the spec declares."""
+    return output if spec.output == "probabilities" else sigmoid(output)

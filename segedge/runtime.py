@@ -19,7 +19,7 @@ from segedge.backends import load_backend
 from segedge.effects import DEFAULT_BLUR, apply_effect, parse_color
 from segedge.errors import SegedgeError
 from segedge.media import read_image
-from segedge.preprocess import sigmoid, to_model_input
+from segedge.preprocess import to_model_input, to_probabilities
 from segedge.refine import resize_mask, shift_threshold, upsample_mask
 from segedge.spec import ModelSpec
 
@@ -86,7 +86,7 @@ class Segmenter:
         results = []
         for batch in self._batches(tensors):
             output = self.backend.infer(batch)[:, 0]
-            results.extend(output if self.spec.output == "probabilities" else sigmoid(output))
+            results.extend(to_probabilities(output, self.spec))
         return results
 
     def to_matte(self, prob: np.ndarray, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:

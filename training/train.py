@@ -29,7 +29,8 @@ from tqdm import tqdm
 import segedge
 from segedge.errors import SegedgeError
 from segedge.metrics import MetricAverager
-from segedge.preprocess import sigmoid, to_model_input
+from segedge.preprocess import to_model_input, to_probabilities
+from segedge.refine import resize_mask
 from segedge.spec import ModelSpec
 
 log = logging.getLogger("segedge.train")
@@ -103,7 +104,7 @@ def evaluate_folder(model: torch.nn.Module, spec: ModelSpec, pairs, device: torc
     for image_path, mask_path in pairs:
         image, mask = read_pair(image_path, mask_path)
         logits = model(torch.from_numpy(to_model_input(image, spec)).to(device)).float()[0, 0].cpu().numpy()
-        prob = cv2.resize(sigmoid(logits), (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        prob = resize_mask(to_probabilities(logits, spec), mask.shape)
         scores.add(prob > spec.threshold, mask > 0)
     return scores.result()
 
