@@ -15,6 +15,7 @@ import torch
 
 from segedge.errors import SegedgeError
 from segedge.preprocess import sigmoid, to_model_input
+from segedge.refine import resize_mask
 from segedge.spec import ModelSpec
 
 
@@ -133,10 +134,5 @@ def enforce(result: dict, precision: str, onnx_path: Path) -> None:
 
 def ground_truth_iou(logits: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> float:
     """Pooled IoU to ground-truth masks, prediction resized to each mask (as `segedge eval` scores)."""
-    import cv2
-
-    predictions = []
-    for x, mask in zip(logits, masks, strict=True):
-        prob = cv2.resize(sigmoid(x[0, 0]), (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
-        predictions.append(prob > threshold)
+    predictions = [resize_mask(sigmoid(x[0, 0]), mask.shape) > threshold for x, mask in zip(logits, masks, strict=True)]
     return mask_iou(masks, predictions)
