@@ -442,6 +442,7 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
     """Where the time goes in the video pipeline: each stage timed on its own (sequential pass), then the real
     threaded pipeline's frames/s against model-only frames/s."""
     import av
+    from av.video.reformatter import VideoReformatter
 
     from segedge.effects import apply_effect
     from segedge.media import upright
@@ -455,13 +456,13 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
         out_path = Path(workdir) / f"out{video.suffix}"
         with av.open(str(video)) as source, av.open(str(out_path), "w") as sink:
             stream = None
-            decoder = source.decode(video=0)
+            decoder, reformatter = source.decode(video=0), VideoReformatter()
             while True:
                 started = time.perf_counter()
                 frame = next(decoder, None)
                 if frame is None:
                     break
-                rgb = upright(frame)
+                rgb = upright(frame, reformatter)
                 stages["decode"] += time.perf_counter() - started
                 started = time.perf_counter()
                 tensor = to_model_input(rgb, segmenter.spec, model_size(rgb.shape[:2], segmenter.spec))

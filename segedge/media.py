@@ -134,8 +134,11 @@ def probe_video(path: str | Path) -> VideoInfo:
                          rotation, bool(container.streams.audio))
 
 
-def upright(frame) -> np.ndarray:
-    """RGB array of a decoded PyAV frame, turned the way players show it (rotation side data)."""
-    rgb = frame.to_ndarray(format="rgb24")
+def upright(frame, reformatter=None) -> np.ndarray:
+    """RGB array of a decoded PyAV frame, turned the way players show it (rotation side data).
+
+    Pass one `av.video.reformatter.VideoReformatter` for all frames of a video: `frame.to_ndarray(format=...)`
+    builds a new swscale context per frame, which cost ~4 ms of a 640x360 frame against ~0.5 ms reused."""
+    rgb = (reformatter.reformat(frame, format="rgb24") if reformatter else frame.reformat(format="rgb24")).to_ndarray()
     turns = (round(frame.rotation or 0) // 90) % 4
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb

@@ -82,11 +82,14 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 def _decode(path: Path) -> Iterator[Frame]:
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
     with _open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            yield Frame(upright(frame), frame.pts, frame.time_base)
+            yield Frame(upright(frame, reformatter), frame.pts, frame.time_base)
 
 
 def _video_stream(container, suffix: str, width: int, height: int, rate, time_base, alpha: bool):
