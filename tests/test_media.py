@@ -126,3 +126,18 @@ def test_bad_videos_are_clear_errors(tmp_path, content, message):
         probe_video(path)
     with pytest.raises(SegedgeError, match="not found"):
         probe_video(tmp_path / "missing.mp4")
+
+
+@needs_ffmpeg
+def test_reused_reformatter_gives_the_same_pixels_as_per_frame_conversion(tmp_path):
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    with av.open(str(_video(tmp_path / "clip.mp4"))) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 10
+    for frame in frames:
+        expected = frame.to_ndarray(format="rgb24")
+        assert np.array_equal(upright(frame, reformatter), expected)
+        assert np.array_equal(upright(frame), expected)
