@@ -23,7 +23,11 @@ from segedge.metrics import mask_metrics
 from segedge.preprocess import to_model_input, to_probabilities
 from segedge.refine import resize_mask
 
-BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")
+# Eager torch variants: keyword arguments of TorchBackend. torch-compile is opt-in (minutes of compiling on a CPU).
+TORCH_VARIANTS = {"torch": {}, "torch-fp16": {"half": True}, "torch-channels-last": {"channels_last": True},
+                  "torch-compile": {"compile": True}}
+BACKENDS = (*TORCH_VARIANTS, "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")
+DEFAULT_BACKENDS = tuple(name for name in BACKENDS if name != "torch-compile")
 ACCURACY_IMAGES = 16
 
 
@@ -31,7 +35,7 @@ ACCURACY_IMAGES = 16
 class BenchOptions:
     checkpoint: Path | None = None
     engines: list[Path] = field(default_factory=list)
-    backends: tuple[str, ...] = BACKENDS
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     size: int | None = None
     batch: int = 1
     runs: int = 50
@@ -186,10 +190,12 @@ class Candidates:
     def path_for(self, name: str) -> Path:
         """The artefact to benchmark for one backend; SegedgeError says why it is skipped."""
         options = self.options
-        if name == "torch":
+        if name in TORCH_VARIANTS:
             if options.checkpoint is None:
                 raise SegedgeError("needs --checkpoint (eager PyTorch runs .pth files)")
             _require("torch", "train")
+            if TORCH_VARIANTS[name].get("half") and not _torch_on_cuda(options.device):
+                raise SegedgeError("fp16 eager torch needs a CUDA GPU")
             return options.checkpoint
         if name == "tensorrt":
             engine = next((p for p in options.engines if p.suffix in (".trt", ".engine", ".plan")), None)
@@ -266,6 +272,12 @@ def _precision_function(name: str):
                            f"pip install 'segedge[train]'") from None
 
 
+def _torch_on_cuda(device: str) -> bool:
+    import torch
+
+    return device != "cpu" and torch.cuda.is_available()
+
+
 def _require(module: str, extra: str) -> None:
     try:
         __import__(module)
@@ -283,9 +295,17 @@ def backend_request(name: str, device: str) -> str:
     return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
 
 
+def open_backend(name: str, path: Path, options: BenchOptions):
+    if name in TORCH_VARIANTS:
+        from segedge.backends.torch import TorchBackend
+
+        return TorchBackend(path, options.device, options.threads, **TORCH_VARIANTS[name])
+    return load_backend(path, backend=backend_request(name, options.device), threads=options.threads)
+
+
 def bench_one(name: str, path: Path, options: BenchOptions, accuracy: AccuracySet, reference) -> tuple[Row, list]:
     with PeakMemory() as memory:
-        backend = load_backend(path, backend=backend_request(name, options.device), threads=options.threads)
+        backend = open_backend(name, path, options)
         height, width = (options.size, options.size) if options.size else backend.spec.input_size
         batch = np.random.default_rng(0).standard_normal((options.batch, 3, height, width)).astype(np.float32)
         times = time_calls(lambda: backend.infer(batch), options.runs, options.warmup)

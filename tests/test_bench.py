@@ -27,8 +27,9 @@ def test_json_rows_have_the_documented_keys(bench_run):
     payload = json.loads((out / "b.json").read_text())
     assert {"cpu", "cores", "python", "onnxruntime"} <= payload["machine"].keys()
     rows = {row["backend"]: row for row in payload["rows"]}
-    assert set(rows) == {"torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt"}
-    for name in ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8"):
+    assert set(rows) == {"torch", "torch-fp16", "torch-channels-last", "onnxruntime", "onnxruntime-fp16",
+                         "onnxruntime-int8", "tensorrt"}
+    for name in ("torch", "torch-channels-last", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8"):
         row = rows[name]
         assert KEYS <= row.keys() and row["status"] == "ok"
         assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
@@ -36,6 +37,17 @@ def test_json_rows_have_the_documented_keys(bench_run):
         assert row["input"] == "1x3x64x64" and row["size_mb"] > 0
     assert rows["torch"]["speedup_vs_eager"] == 1.0 and rows["torch"]["iou_vs_eager"] == 1.0
     assert rows["onnxruntime-int8"]["precision"] == "int8" and rows["onnxruntime-fp16"]["precision"] == "fp16"
+    assert rows["torch-channels-last"]["iou_vs_eager"] > 0.99  # same weights, another memory layout
+
+
+def test_fp16_eager_torch_is_skipped_without_cuda(bench_run):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: fp16 eager torch runs")
+    out, _ = bench_run
+    row = next(r for r in json.loads((out / "b.json").read_text())["rows"] if r["backend"] == "torch-fp16")
+    assert row["status"] == "skipped: fp16 eager torch needs a CUDA GPU"
 
 
 def test_missing_backend_is_skipped_not_an_error(bench_run):
@@ -55,7 +67,7 @@ def test_csv_and_plot_are_written(bench_run):
     out, result = bench_run
     with open(out / "b.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 5 and KEYS <= rows[0].keys()
+    assert len(rows) == 7 and KEYS <= rows[0].keys()
     assert (out / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Format" in result.stdout and "Speedup" in result.stdout
 
@@ -99,3 +111,13 @@ def test_bad_options_are_one_line_errors(tiny_onnx, args, message):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_compiled_torch_matches_eager(tiny_checkpoint, tiny_data):
+    from segedge.bench import BenchOptions, run_bench
+
+    rows, _ = run_bench(BenchOptions(checkpoint=tiny_checkpoint, backends=("torch", "torch-compile"), runs=2,
+                                     warmup=1, threads=2, data=tiny_data / "val"), echo=lambda line: None)
+    compiled = next(r for r in rows if r.backend == "torch-compile")
+    assert compiled.status == "ok" and compiled.iou_vs_eager > 0.99 and compiled.speedup_vs_eager > 0

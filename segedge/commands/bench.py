@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from segedge.bench import DEFAULT_BACKENDS
+
 NAME = "bench"
 HELP = ("Latency (p50/p90/p99), throughput, size, memory and accuracy of each backend against eager PyTorch, "
         "measured in one run; table, JSON, CSV and plot. --pipeline VIDEO times the whole video pipeline.")
@@ -23,9 +25,9 @@ def command(
                                                    "the ONNX variants on the fly.")] = None,
     engine: Annotated[list[Path] | None, typer.Option(help="Model files (.onnx, .fp16.onnx, .int8.onnx, .trt); "
                                                      "repeatable.")] = None,
-    backends: Annotated[str, typer.Option(help="Comma-separated: torch, onnxruntime, onnxruntime-fp16, "
-                                          "onnxruntime-int8, tensorrt.")] = ",".join(
-        ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")),
+    backends: Annotated[str, typer.Option(help="Comma-separated: torch, torch-fp16 (CUDA), torch-channels-last, "
+                                          "torch-compile, onnxruntime, onnxruntime-fp16, onnxruntime-int8, "
+                                          "tensorrt. Default: all but torch-compile.")] = ",".join(DEFAULT_BACKENDS),
     size: Annotated[int | None, typer.Option(help="Square input size (default: the model's).")] = None,
     batch: Annotated[int, typer.Option(help="Images per call.")] = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per backend.")] = 50,
