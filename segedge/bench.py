@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -78,6 +79,10 @@ def machine_info() -> dict:
             info[module] = __import__(module).__version__
         except ImportError:
             pass
+    torch = sys.modules.get("torch")  # only when already loaded: machine info must not import torch
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
     return info
 
 
