@@ -15,7 +15,9 @@ small (mediapipe's own dependencies pull in jax and pin numpy<2):
 the wheel instead of an installed package.
 
 Metric (identical to segedge/metrics.py, copied so this script needs no segedge install): per-image foreground IoU
-and mIoU at threshold 0.5, prediction resized up to the mask's size (bilinear), mean over images. ms_per_image is
+and mIoU at threshold 0.5, prediction resized up to the mask's size, mean over images: bilinear (`iou`, `miou`)
+and with segedge's guided upsampling (`iou_guided`, `miou_guided`, segedge/refine.py loaded from this checkout),
+so MediaPipe gets the same refinement `segedge eval` scores segedge's own models with. ms_per_image is
 resize + inference + resize back, as segedge eval's covers pre-processing + inference.
 """
 
@@ -34,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # segedge.refine from this checkout (numpy + cv2)
 MODEL_IN_WHEEL = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
 
 
@@ -58,14 +61,13 @@ def load_model(content: bytes, threads: int):
 
 
 def predict(interpreter, rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 -> person probability at the image's size (input: float RGB in [0, 1], NHWC 256x256)."""
+    """RGB uint8 -> person probability at model resolution (input: float RGB in [0, 1], NHWC 256x256)."""
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     height, width = inp["shape"][1:3]
     x = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255.0
     interpreter.set_tensor(inp["index"], x)
     interpreter.invoke()
-    prob = interpreter.get_tensor(out["index"])[0, ..., 0]
-    return cv2.resize(prob, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return interpreter.get_tensor(out["index"])[0, ..., 0]
 
 
 def iou_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -88,18 +90,23 @@ def pairs(folder: Path) -> list[tuple[Path, Path]]:
 
 
 def evaluate(interpreter, folder: Path) -> dict:
-    ious, mious, seconds = [], [], 0.0
+    from segedge.refine import upsample_mask
+
+    scores, seconds = {"": [], "_guided": []}, 0.0
     for image_path, mask_path in pairs(folder):
         rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
         truth = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 127
         started = time.perf_counter()
         prob = predict(interpreter, rgb)
+        bilinear = cv2.resize(prob, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         seconds += time.perf_counter() - started
-        fg, mean = iou_pair(prob > 0.5, truth)
-        ious.append(fg)
-        mious.append(mean)
-    return {"iou": round(float(np.mean(ious)), 4), "miou": round(float(np.mean(mious)), 4), "images": len(ious),
-            "ms_per_image": round(1000 * seconds / len(ious), 2)}
+        scores[""].append(iou_pair(bilinear > 0.5, truth))
+        scores["_guided"].append(iou_pair(upsample_mask(prob, rgb) > 0.5, truth))
+    result = {}
+    for suffix, pairs_ in scores.items():
+        fg, mean = np.mean(pairs_, axis=0)
+        result |= {f"iou{suffix}": round(float(fg), 4), f"miou{suffix}": round(float(mean), 4)}
+    return {**result, "images": len(scores[""]), "ms_per_image": round(1000 * seconds / len(scores[""]), 2)}
 
 
 def main() -> None:

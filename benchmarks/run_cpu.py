@@ -73,11 +73,14 @@ def accuracy_models(checkpoint: Path, trained: bool) -> list[Path]:
 
 
 def accuracy(models: list[Path], threads: int, limit: int | None, out: Path) -> dict:
+    """Each model on each val folder, scored on the guided-upsampled matte `segedge run` outputs and on plain
+    bilinear upsampling (the training log's figure)."""
     results = {}
     for model in models:
-        segmenter = Segmenter(model, threads=threads)
-        results[model.name] = {folder: evaluate(segmenter, PEOPLE / folder, quiet=True, limit=limit)
-                               for folder in FOLDERS}
+        segmenters = {"guided": Segmenter(model, threads=threads), "bilinear": Segmenter(model, threads=threads,
+                                                                                         refine=False)}
+        results[model.name] = {folder: {kind: evaluate(segmenter, PEOPLE / folder, quiet=True, limit=limit)
+                                        for kind, segmenter in segmenters.items()} for folder in FOLDERS}
     (out / "accuracy_default.json").write_text(json.dumps({"machine": machine_info(), "limit": limit, **results},
                                                           indent=2) + "\n")
     return results
@@ -108,13 +111,16 @@ def latency_table(name: str, result: dict) -> list[str]:
 
 def accuracy_table(scores: dict, mediapipe: dict) -> list[str]:
     models = list(scores)
-    lines = ["## Accuracy (per-image foreground IoU at the model's threshold, mean over images; mIoU in brackets)\n",
+    lines = ["## Accuracy (per-image foreground IoU at the model's threshold, mean over images; guided upsampling as "
+             "`segedge run` outputs / plain bilinear as the training log reports; mIoU of the guided matte in "
+             "brackets)\n",
              "| folder | MediaPipe selfie | " + " | ".join(models) + " | target |",
              "|" + "---|" * (3 + len(models))]
     for folder in FOLDERS:
         mp = mediapipe.get(folder)
-        cells = [f"{mp['iou']} ({mp['miou']})" if mp else "-"]
-        cells += [f"{scores[m][folder]['iou']} ({scores[m][folder]['miou']})" for m in models]
+        cells = [f"{mp['iou_guided']} / {mp['iou']} ({mp['miou_guided']})" if mp else "-"]
+        cells += [f"{scores[m][folder]['guided']['iou']} / {scores[m][folder]['bilinear']['iou']} "
+                  f"({scores[m][folder]['guided']['miou']})" for m in models]
         lines.append(f"| {folder} | " + " | ".join(cells) + f" | >= {TARGETS[folder]} |")
     if not models:
         lines.append("\nNo trained default model yet (segedge/models/default.onnx or a trained checkpoint): "

@@ -12,7 +12,7 @@ from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.metrics import MetricAverager
 from segedge.pairs import find_pairs, read_mask
-from segedge.refine import resize_mask
+from segedge.refine import resize_mask, upsample_mask
 
 log = logging.getLogger("segedge")
 
@@ -21,8 +21,9 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
              limit: int | None = None) -> dict:
     """Mean per-image foreground IoU, mIoU, Dice and pixel accuracy, plus image count and model ms per image.
 
-    Predictions are plain bilinear upsamplings of the model's probabilities to the mask size (the ground truth is
-    never resized), thresholded at the model's threshold: the figure the training log reports too.
+    Predictions are upsampled to the mask size (the ground truth is never resized) the way the segmenter does it:
+    guided by the image when `segmenter.refine` (the matte `segedge run` outputs), else plain bilinear (the figure
+    the training log reports), then thresholded at the model's threshold.
     `ms_per_image` covers pre-processing and inference (not file decoding or scoring). Pairs that cannot be read
     or whose image and mask differ in size are warned about by name and listed under `skipped`.
     """
@@ -45,9 +46,11 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
         started = time.perf_counter()
         prob = segmenter.probabilities([image])[0]
         model_seconds += time.perf_counter() - started
-        scores.add(resize_mask(prob, mask.shape) > threshold, mask)
+        matte = upsample_mask(prob, image) if segmenter.refine else resize_mask(prob, mask.shape)
+        scores.add(matte > threshold, mask)
     if scores.count == 0:
         raise SegedgeError(f"{data_dir}: none of the {len(pairs)} pairs could be read")
     return {**{k: round(v, 5) for k, v in scores.result().items()}, "images": scores.count,
             "ms_per_image": round(1000 * model_seconds / scores.count, 2), "skipped": skipped,
-            "model": segmenter.backend.describe(), "threshold": threshold}
+            "model": segmenter.backend.describe(), "threshold": threshold,
+            "upsampling": "guided" if segmenter.refine else "bilinear"}

@@ -47,9 +47,31 @@ def test_eval_matches_training_validation(tiny_checkpoint, tiny_onnx, few_val):
     model, spec, _ = load_model(tiny_checkpoint)
     reference = evaluate_folder(model, spec, find_pairs(few_val), __import__("torch").device("cpu"))
     for engine in (tiny_checkpoint, tiny_onnx):
-        scores = evaluate(Segmenter(engine), few_val, quiet=True)
+        scores = evaluate(Segmenter(engine, refine=False), few_val, quiet=True)
         assert scores["iou"] == pytest.approx(reference["iou"], abs=1e-3)
         assert scores["pixel_accuracy"] == pytest.approx(reference["pixel_accuracy"], abs=1e-3)
+
+
+def test_refined_eval_scores_the_matte_segedge_run_outputs(few_val):
+    """Default eval = the guided-upsampled matte of Segmenter.mask, thresholded; --no-refine = bilinear."""
+    import numpy as np
+
+    from segedge.evaluate import evaluate
+    from segedge.media import read_image
+    from segedge.metrics import MetricAverager
+    from segedge.pairs import find_pairs, read_mask
+    from segedge.runtime import Segmenter
+
+    segmenter = Segmenter()
+    expected = MetricAverager()
+    for image_path, mask_path in find_pairs(few_val):
+        expected.add(segmenter.mask(read_image(image_path)) > 0.5, read_mask(mask_path) > 0)
+    refined = evaluate(segmenter, few_val, quiet=True)
+    assert refined["upsampling"] == "guided"
+    assert refined["iou"] == pytest.approx(expected.result()["iou"], abs=1e-4)
+    plain = evaluate(Segmenter(refine=False), few_val, quiet=True)
+    assert plain["upsampling"] == "bilinear" and 0.8 < plain["iou"] <= 1.0
+    assert not np.isclose(plain["pixel_accuracy"], refined["pixel_accuracy"], atol=1e-7)
 
 
 def test_unpaired_files_are_reported_by_name(tiny_onnx, few_val, tmp_path):

@@ -24,6 +24,9 @@ def command(
     threshold: Annotated[float | None, typer.Option(help="Mask threshold (default: the model's).")] = None,
     backend: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads for inference.")] = None,
+    refine: Annotated[bool, typer.Option(help="Score the guided-upsampled matte `segedge run` outputs; "
+                                         "--no-refine scores plain bilinear upsampling, as the training log does.")]
+    = True,
     quiet: Annotated[bool, typer.Option(help="No progress bar (it goes to stderr, so --json output stays clean).")]
     = False,
 ) -> None:
@@ -31,12 +34,13 @@ def command(
     from segedge.runtime import Segmenter
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    segmenter = Segmenter(engine, backend, threads)
+    segmenter = Segmenter(engine, backend, threads, refine=refine)
     result = evaluate(segmenter, data_dir, threshold, quiet=quiet)
     if json_output:
         typer.echo(json.dumps(result))
         return
-    typer.echo(f"{result['model']} on {data_dir} ({result['images']} images, threshold {result['threshold']})")
+    typer.echo(f"{result['model']} on {data_dir} ({result['images']} images, threshold {result['threshold']}, "
+               f"{result['upsampling']} upsampling)")
     typer.echo(f"  IoU {result['iou']:.4f}  mIoU {result['miou']:.4f}  Dice {result['dice']:.4f}  "
                f"pixel accuracy {result['pixel_accuracy']:.4f}  {result['ms_per_image']:.1f} ms/img")
     if result["skipped"]:
