@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ TORCH_VARIANTS = {"torch": {}, "torch-fp16": {"half": True}, "torch-channels-las
 BACKENDS = (*TORCH_VARIANTS, "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")
 DEFAULT_BACKENDS = tuple(name for name in BACKENDS if name != "torch-compile")
 ACCURACY_IMAGES = 16
+TURN_RUNS = 5  # timed calls per backend per turn (see time_in_turns)
 
 
 @dataclass
@@ -119,16 +121,29 @@ class PeakMemory:
         return round(max(0.0, _status_mb(self.key) - self.before), 1)
 
 
-def time_calls(run: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
-    """Milliseconds per call after `warmup` untimed calls."""
-    for _ in range(warmup):
-        run()
-    times = np.empty(runs)
-    for i in range(runs):
-        started = time.perf_counter()
-        run()
-        times[i] = (time.perf_counter() - started) * 1000
-    return times
+def time_in_turns(calls: dict[str, Callable[[], object]], runs: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Milliseconds per call for each named call, `runs` each, the calls taking turns in blocks of TURN_RUNS.
+
+    On shared cloud cores the machine's speed drifts by tens of percent within minutes; timing each backend in
+    one stretch would put that drift into the speedups. Taking turns exposes every backend to the same drift. Each
+    turn starts with one untimed call, so a backend does not pay for the caches the previous one evicted.
+    Returns the times and, for calls that raised, the exception (that call takes no further turns)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    errors: dict[str, Exception] = {}
+    while any(len(times[name]) < runs for name in calls if name not in errors):
+        for name, call in calls.items():
+            wanted = min(TURN_RUNS, runs - len(times[name]))
+            if name in errors or wanted <= 0:
+                continue
+            try:
+                call()
+                for _ in range(wanted):
+                    started = time.perf_counter()
+                    call()
+                    times[name].append((time.perf_counter() - started) * 1000)
+            except Exception as exc:  # noqa: BLE001 -- reported as this backend's failed row
+                errors[name] = exc
+    return {name: np.array(t) for name, t in times.items() if name not in errors}, errors
 
 
 def accuracy_folder(options: BenchOptions, spec) -> Path | None:
@@ -308,22 +323,39 @@ def open_backend(name: str, path: Path, options: BenchOptions):
     return load_backend(path, backend=backend_request(name, options.device), threads=options.threads)
 
 
-def bench_one(name: str, path: Path, options: BenchOptions, accuracy: AccuracySet, reference) -> tuple[Row, list]:
+@dataclass
+class Loaded:
+    """A backend loaded and warmed up, with its input batch and the memory loading and warm-up added."""
+
+    name: str
+    path: Path
+    backend: object
+    batch: np.ndarray
+    memory_mb: float | None
+
+
+def load_one(name: str, path: Path, options: BenchOptions) -> Loaded:
     with PeakMemory() as memory:
         backend = open_backend(name, path, options)
         height, width = (options.size, options.size) if options.size else backend.spec.input_size
         batch = np.random.default_rng(0).standard_normal((options.batch, 3, height, width)).astype(np.float32)
-        times = time_calls(lambda: backend.infer(batch), options.runs, options.warmup)
-        memory_mb = memory.growth_mb()
+        for _ in range(options.warmup):
+            backend.infer(batch)
+        return Loaded(name, path, backend, batch, memory.growth_mb())
+
+
+def make_row(loaded: Loaded, times: np.ndarray, options: BenchOptions, accuracy: AccuracySet, reference
+             ) -> tuple[Row, list]:
+    backend, (_, _, height, width) = loaded.backend, loaded.batch.shape
     images, truths = accuracy.load(backend.spec)
     masks = _masks(backend, images, (height, width))
     p50, p90, p99 = (round(float(v), 2) for v in np.percentile(times, [50, 90, 99]))
-    row = Row(backend=name, precision=_precision(name, backend), device=backend.device,
+    row = Row(backend=loaded.name, precision=_precision(loaded.name, backend), device=backend.device,
               input=f"{options.batch}x3x{height}x{width}", batch=options.batch, p50_ms=p50, p90_ms=p90, p99_ms=p99,
               fps=round(1000 * options.batch / p50, 1),
               iou_vs_eager=_mean_iou(masks, reference) if reference is not None else None,
-              iou_vs_truth=_mean_iou(masks, truths), size_mb=round(path.stat().st_size / 2**20, 2),
-              memory_mb=memory_mb, model=str(path))
+              iou_vs_truth=_mean_iou(masks, truths), size_mb=round(loaded.path.stat().st_size / 2**20, 2),
+              memory_mb=loaded.memory_mb, model=str(loaded.path))
     return row, masks
 
 
@@ -332,6 +364,11 @@ def _precision(name: str, backend) -> str:
         if name.endswith(suffix):
             return suffix
     return backend.precision
+
+
+def _failed(name: str, exc: Exception, echo: Callable[[str], None], path: Path | None = None) -> Row:
+    echo(f"{name}: FAILED: {_first_line(exc)}")
+    return Row(backend=name, status=f"failed: {_first_line(exc)}", model=str(path or ""))
 
 
 def _first_line(exc: Exception) -> str:
@@ -374,29 +411,40 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tup
     check_options(options)
     names = sorted(options.backends, key=lambda name: name != "torch")
     accuracy = AccuracySet(options, echo)
-    rows, reference = [], None
+    rows: dict[str, Row] = {}
+    loaded: dict[str, Loaded] = {}
     with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
         candidates = Candidates(options, Path(workdir))
         for name in names:
             try:
                 path = candidates.path_for(name)
             except SegedgeError as exc:
-                rows.append(Row(backend=name, status=f"skipped: {exc}"))
+                rows[name] = Row(backend=name, status=f"skipped: {exc}")
                 echo(f"{name}: skipped: {exc}")
                 continue
             try:
-                row, masks = bench_one(name, path, options, accuracy, reference)
+                loaded[name] = load_one(name, path, options)
             except Exception as exc:  # noqa: BLE001 -- one backend failing must not hide the others' numbers
-                rows.append(Row(backend=name, status=f"failed: {_first_line(exc)}", model=str(path)))
-                echo(f"{name}: FAILED: {_first_line(exc)}")
+                rows[name] = _failed(name, exc, echo, path)
+        times, errors = time_in_turns({name: partial(item.backend.infer, item.batch)
+                                       for name, item in loaded.items()}, options.runs)
+        reference = None
+        for name, item in loaded.items():
+            try:
+                if name in errors:
+                    raise errors[name]
+                rows[name], masks = make_row(item, times[name], options, accuracy, reference)
+            except Exception as exc:  # noqa: BLE001
+                rows[name] = _failed(name, exc, echo, item.path)
                 continue
             if name == "torch":
                 reference = masks
-                row.iou_vs_eager = 1.0 if masks else None
-            rows.append(row)
-            echo(f"{name}: {row.p50_ms} ms p50 ({row.device}, {row.precision})")
+                rows[name].iou_vs_eager = 1.0 if masks else None
+            echo(f"{name}: {rows[name].p50_ms} ms p50 ({rows[name].device}, {rows[name].precision})")
+        loaded.clear()  # free the models before the pipeline loads its own
         pipeline = bench_pipeline(candidates.pipeline_engine(), options.pipeline, options.threads) \
             if options.pipeline else None
+    rows = [rows[name] for name in names]
     eager = next((r for r in rows if r.backend == "torch" and r.status == "ok"), None)
     for row in rows:
         if eager and row.status == "ok":
@@ -463,65 +511,84 @@ def write_plot(rows: list[Row], path: Path, title: str = "segedge bench") -> Non
     plt.close(fig)
 
 
+PIPELINE_ROUNDS = 3  # sequential and threaded passes alternate, so machine drift hits both alike
+
+
 def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None, effect: str = "blur") -> dict:
     """Where the time goes in the video pipeline: each stage timed on its own (sequential pass), then the real
-    threaded pipeline's frames/s against model-only frames/s."""
+    threaded pipeline's frames/s against model-only frames/s, in alternating rounds (medians reported)."""
+    from segedge.runtime import Segmenter
+    from segedge.video import process_video
+
+    segmenter = Segmenter(engine, "auto", threads)
+    stages = dict.fromkeys(STAGES, 0.0)
+    model_fps, pipeline_fps = [], []
+    with tempfile.TemporaryDirectory(prefix="segedge-pipeline-") as workdir:
+        for _ in range(PIPELINE_ROUNDS):
+            seconds, frames = _sequential_pass(segmenter, video, Path(workdir) / f"out{video.suffix}", effect)
+            stages = {k: stages[k] + seconds[k] for k in STAGES}
+            model_fps.append(frames / seconds["inference"])
+            pipeline_fps.append(process_video(segmenter, video, Path(workdir) / f"threaded{video.suffix}",
+                                              effect=effect, quiet=True).fps)
+    total, all_frames = sum(stages.values()), frames * PIPELINE_ROUNDS
+    return {
+        "video": str(video), "frames": frames, "rounds": PIPELINE_ROUNDS, "model": segmenter.backend.describe(),
+        "stage_ms_per_frame": {k: round(1000 * v / all_frames, 2) for k, v in stages.items()},
+        "stage_share": {k: round(v / total, 3) for k, v in stages.items()},
+        "sequential_fps": round(all_frames / total, 1), "model_only_fps": round(float(np.median(model_fps)), 1),
+        "pipeline_fps": round(float(np.median(pipeline_fps)), 1),
+        "pipeline_vs_model": round(float(np.median(np.divide(pipeline_fps, model_fps))), 3),
+        "rounds_fps": [{"model_only": round(m, 1), "pipeline": round(q, 1)} for m, q in zip(model_fps, pipeline_fps,
+                                                                                           strict=True)],
+    }
+
+
+STAGES = ("decode", "preprocess", "inference", "refine+composite", "encode")
+
+
+def _sequential_pass(segmenter, video: Path, out_path: Path, effect: str) -> tuple[dict[str, float], int]:
+    """Seconds spent in each stage over the whole video with the stages run one after another, and the frame count."""
     import av
     from av.video.reformatter import VideoReformatter
 
     from segedge.effects import apply_effect
     from segedge.media import upright
-    from segedge.runtime import Segmenter, model_size
-    from segedge.video import process_video
+    from segedge.runtime import model_size
 
-    segmenter = Segmenter(engine, "auto", threads)
-    stages = dict.fromkeys(("decode", "preprocess", "inference", "refine+composite", "encode"), 0.0)
-    frames = 0
-    with tempfile.TemporaryDirectory(prefix="segedge-pipeline-") as workdir:
-        out_path = Path(workdir) / f"out{video.suffix}"
-        with av.open(str(video)) as source, av.open(str(out_path), "w") as sink:
-            stream = None
-            decoder, reformatter = source.decode(video=0), VideoReformatter()
-            while True:
-                started = time.perf_counter()
-                frame = next(decoder, None)
-                if frame is None:
-                    break
-                rgb = upright(frame, reformatter)
-                stages["decode"] += time.perf_counter() - started
-                started = time.perf_counter()
-                tensor = to_model_input(rgb, segmenter.spec, model_size(rgb.shape[:2], segmenter.spec))
-                stages["preprocess"] += time.perf_counter() - started
-                started = time.perf_counter()
-                output = segmenter.backend.infer(tensor)[0, 0]
-                stages["inference"] += time.perf_counter() - started
-                started = time.perf_counter()
-                prob = to_probabilities(output, segmenter.spec)
-                image = apply_effect(rgb, segmenter.to_matte(prob, rgb), effect)
-                stages["refine+composite"] += time.perf_counter() - started
-                started = time.perf_counter()
-                if stream is None:
-                    stream = sink.add_stream("libx264", rate=30)
-                    stream.width, stream.height, stream.pix_fmt = rgb.shape[1] // 2 * 2, rgb.shape[0] // 2 * 2, \
-                        "yuv420p"
-                sink.mux(stream.encode(av.VideoFrame.from_ndarray(
-                    np.ascontiguousarray(image[:stream.height, :stream.width]), format="rgb24")))
-                stages["encode"] += time.perf_counter() - started
-                frames += 1
-            if stream is not None:
-                sink.mux(stream.encode(None))
-        if frames == 0:
-            raise SegedgeError(f"video {video} has no frames")
-        stats = process_video(segmenter, video, Path(workdir) / f"threaded{video.suffix}", effect=effect, quiet=True)
-    total = sum(stages.values())
-    model_fps = frames / stages["inference"]
-    return {
-        "video": str(video), "frames": frames, "model": segmenter.backend.describe(),
-        "stage_ms_per_frame": {k: round(1000 * v / frames, 2) for k, v in stages.items()},
-        "stage_share": {k: round(v / total, 3) for k, v in stages.items()},
-        "sequential_fps": round(frames / total, 1), "model_only_fps": round(model_fps, 1),
-        "pipeline_fps": round(stats.fps, 1), "pipeline_vs_model": round(stats.fps / model_fps, 3),
-    }
+    stages, frames = dict.fromkeys(STAGES, 0.0), 0
+    with av.open(str(video)) as source, av.open(str(out_path), "w") as sink:
+        stream = None
+        decoder, reformatter = source.decode(video=0), VideoReformatter()
+        while True:
+            started = time.perf_counter()
+            frame = next(decoder, None)
+            if frame is None:
+                break
+            rgb = upright(frame, reformatter)
+            stages["decode"] += time.perf_counter() - started
+            started = time.perf_counter()
+            tensor = to_model_input(rgb, segmenter.spec, model_size(rgb.shape[:2], segmenter.spec))
+            stages["preprocess"] += time.perf_counter() - started
+            started = time.perf_counter()
+            output = segmenter.backend.infer(tensor)[0, 0]
+            stages["inference"] += time.perf_counter() - started
+            started = time.perf_counter()
+            prob = to_probabilities(output, segmenter.spec)
+            image = apply_effect(rgb, segmenter.to_matte(prob, rgb), effect)
+            stages["refine+composite"] += time.perf_counter() - started
+            started = time.perf_counter()
+            if stream is None:
+                stream = sink.add_stream("libx264", rate=30)
+                stream.width, stream.height, stream.pix_fmt = rgb.shape[1] // 2 * 2, rgb.shape[0] // 2 * 2, "yuv420p"
+            sink.mux(stream.encode(av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(image[:stream.height, :stream.width]), format="rgb24")))
+            stages["encode"] += time.perf_counter() - started
+            frames += 1
+        if stream is not None:
+            sink.mux(stream.encode(None))
+    if frames == 0:
+        raise SegedgeError(f"video {video} has no frames")
+    return stages, frames
 
 
 def format_pipeline(result: dict) -> str:

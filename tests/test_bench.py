@@ -86,6 +86,10 @@ def test_pipeline_stage_shares_add_up(tiny_onnx, tmp_path):
     assert result["frames"] == 10
     assert sum(result["stage_share"].values()) == pytest.approx(1.0, abs=0.01)
     assert result["pipeline_fps"] > 0 and result["model_only_fps"] > 0
+    rounds = result["rounds_fps"]
+    assert len(rounds) == result["rounds"] >= 2  # sequential and threaded passes alternate
+    ratios = sorted(r["pipeline"] / r["model_only"] for r in rounds)
+    assert result["pipeline_vs_model"] == pytest.approx(ratios[len(ratios) // 2], abs=1e-3)
 
 
 def test_a_broken_model_fails_its_row_not_the_run(tiny_onnx, tmp_path):
@@ -121,3 +125,21 @@ def test_compiled_torch_matches_eager(tiny_checkpoint, tiny_data):
                                      warmup=1, threads=2, data=tiny_data / "val"), echo=lambda line: None)
     compiled = next(r for r in rows if r.backend == "torch-compile")
     assert compiled.status == "ok" and compiled.iou_vs_eager > 0.99 and compiled.speedup_vs_eager > 0
+
+
+def test_backends_take_turns_so_machine_drift_hits_them_alike():
+    from segedge.bench import TURN_RUNS, time_in_turns
+
+    order = []
+
+    def broken():
+        order.append("c")
+        if order.count("c") > 1:
+            raise RuntimeError("device lost")
+
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b"), "c": broken}
+    times, errors = time_in_turns(calls, runs=2 * TURN_RUNS)
+    turn = TURN_RUNS + 1  # one untimed call, then the timed ones
+    assert order == ["a"] * turn + ["b"] * turn + ["c", "c"] + ["a"] * turn + ["b"] * turn
+    assert {name: len(t) for name, t in times.items()} == {"a": 2 * TURN_RUNS, "b": 2 * TURN_RUNS}
+    assert list(errors) == ["c"] and "device lost" in str(errors["c"])
