@@ -31,7 +31,8 @@ TORCH_VARIANTS = {"torch": {}, "torch-fp16": {"half": True}, "torch-channels-las
 BACKENDS = (*TORCH_VARIANTS, "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")
 DEFAULT_BACKENDS = tuple(name for name in BACKENDS if name != "torch-compile")
 ACCURACY_IMAGES = 16
-TURN_RUNS = 5  # timed calls per backend per turn (see time_in_turns)
+TURN_RUNS = 10  # timed calls per backend per turn (see time_in_turns)
+TURN_PAUSE_S = 0.05  # idle gap before each turn: the previous backend's spinning worker threads go to sleep
 
 
 @dataclass
@@ -126,7 +127,9 @@ def time_in_turns(calls: dict[str, Callable[[], object]], runs: int) -> tuple[di
 
     On shared cloud cores the machine's speed drifts by tens of percent within minutes; timing each backend in
     one stretch would put that drift into the speedups. Taking turns exposes every backend to the same drift. Each
-    turn starts with one untimed call, so a backend does not pay for the caches the previous one evicted.
+    turn starts after a short pause (thread pools of onnxruntime and OpenMP spin-wait after work; measured here,
+    without it INT8 onnxruntime read 5.5 ms instead of 3.4 ms) and with one untimed call, so a backend pays neither
+    for the previous one's threads nor for the caches it evicted.
     Returns the times and, for calls that raised, the exception (that call takes no further turns)."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     errors: dict[str, Exception] = {}
@@ -136,6 +139,7 @@ def time_in_turns(calls: dict[str, Callable[[], object]], runs: int) -> tuple[di
             if name in errors or wanted <= 0:
                 continue
             try:
+                time.sleep(TURN_PAUSE_S)
                 call()
                 for _ in range(wanted):
                     started = time.perf_counter()
