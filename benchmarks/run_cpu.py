@@ -6,7 +6,7 @@ Writes OUT/bench_*.json + .png, OUT/accuracy_default.json and OUT/README.md (a M
     .venv/bin/python benchmarks/run_cpu.py                       # the published run (--runs 50), idle machine only
     .venv/bin/python benchmarks/run_cpu.py --runs 3 --warmup 1 --limit 4 --out /tmp/bench-smoke   # does it work?
 
---checkpoint defaults to runs/default-ft/best.pth (the default model's final training stage) when it exists, else a
+--checkpoint defaults to runs/default-ft2/best.pth (the default model's final training stage) when it exists, else a
 random-init checkpoint of the same architecture, which is fine for latency but not for accuracy (the report says
 which). The ResNet50 model is always random init: it is only there for latency. Numbers are comparable only
 within one run on an otherwise idle machine (a training job on the same cores inflates eager torch most).
@@ -29,7 +29,7 @@ from segedge.spec import ModelSpec
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 PEOPLE = REPO.parent / "shared" / "data" / "people"
-DEFAULT_CHECKPOINT = REPO / "runs" / "default-ft" / "best.pth"
+DEFAULT_CHECKPOINT = REPO / "runs" / "default-ft2" / "best.pth"
 FOLDERS = ("val", "val-portraits", "val-scenes")
 MODELS = REPO / "segedge" / "models"
 TARGETS = {"val": 0.93, "val-portraits": 0.965, "val-scenes": 0.72}  # issue targets for the default model
