@@ -3,7 +3,7 @@ channels-last, torch.compile) and against onnxruntime (and TensorRT when its Pyt
 default edge model at 320 and the classic ResNet50 DeepLabv3+ at 640, at batch 1 and batch 8.
 Writes OUT/bench_gpu_*.json + .png and OUT/README_gpu.md.
 
-    python benchmarks/run_gpu.py --checkpoint runs/default-ft/best.pth        # on the GPU machine
+    python benchmarks/run_gpu.py --checkpoint runs/default-ft2/best.pth       # on the GPU machine
     python benchmarks/run_gpu.py --device cpu --runs 2 --warmup 1 --batches 1 --out /tmp/gpu-smoke   # smoke test
 
 onnxruntime rows run wherever its build can (a CPU-only onnxruntime wheel says "cpu" in the device column).
