@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from segedge.bench import DEFAULT_BACKENDS
-
 NAME = "bench"
 HELP = ("Latency (p50/p90/p99), throughput, size, memory and accuracy of each backend against eager PyTorch, "
         "measured in one run; table, JSON, CSV and plot. --pipeline VIDEO times the whole video pipeline.")
@@ -25,9 +23,10 @@ def command(
                                                    "the ONNX variants on the fly.")] = None,
     engine: Annotated[list[Path] | None, typer.Option(help="Model files (.onnx, .fp16.onnx, .int8.onnx, .trt); "
                                                      "repeatable.")] = None,
-    backends: Annotated[str, typer.Option(help="Comma-separated: torch, torch-fp16 (CUDA), torch-channels-last, "
-                                          "torch-compile, onnxruntime, onnxruntime-fp16, onnxruntime-int8, "
-                                          "tensorrt. Default: all but torch-compile.")] = ",".join(DEFAULT_BACKENDS),
+    backends: Annotated[str | None, typer.Option(help="Comma-separated: torch, torch-fp16 (CUDA), "
+                                                 "torch-channels-last, torch-compile, onnxruntime, onnxruntime-fp16, "
+                                                 "onnxruntime-int8, tensorrt. Default: all but torch-compile.")]
+    = None,
     size: Annotated[int | None, typer.Option(help="Square input size (default: the model's).")] = None,
     batch: Annotated[int, typer.Option(help="Images per call.")] = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per backend.")] = 50,
@@ -42,7 +41,8 @@ def command(
     plot: Annotated[Path | None, typer.Option(help="Write a PNG bar chart.")] = None,
     pipeline: Annotated[Path | None, typer.Option(help="Also time the end-to-end video pipeline on VIDEO.")] = None,
 ) -> None:
-    from segedge.bench import (
+    from segedge.bench import (  # here, not at module level: it costs every other command ~50 ms of start-up
+        DEFAULT_BACKENDS,
         BenchOptions,
         check_output_paths,
         format_pipeline,
@@ -53,8 +53,8 @@ def command(
         write_plot,
     )
 
-    options = BenchOptions(checkpoint=checkpoint, engines=list(engine or []),
-                           backends=tuple(b.strip() for b in backends.split(",") if b.strip()), size=size,
+    chosen = DEFAULT_BACKENDS if backends is None else tuple(b.strip() for b in backends.split(",") if b.strip())
+    options = BenchOptions(checkpoint=checkpoint, engines=list(engine or []), backends=chosen, size=size,
                            batch=batch, runs=runs, warmup=warmup, threads=threads, device=device, data=data,
                            pipeline=pipeline)
     check_output_paths(json_path, csv_path, plot)
