@@ -12,7 +12,6 @@ from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.metrics import MetricAverager
 from segedge.pairs import find_pairs, read_mask
-from segedge.refine import resize_mask, upsample_mask
 
 log = logging.getLogger("segedge")
 
@@ -46,8 +45,7 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
         started = time.perf_counter()
         prob = segmenter.probabilities([image])[0]
         model_seconds += time.perf_counter() - started
-        matte = upsample_mask(prob, image) if segmenter.refine else resize_mask(prob, mask.shape)
-        scores.add(matte > threshold, mask)
+        scores.add(segmenter.upsample(prob, image) > threshold, mask)
     if scores.count == 0:
         raise SegedgeError(f"{data_dir}: none of the {len(pairs)} pairs could be read")
     return {**{k: round(v, 5) for k, v in scores.result().items()}, "images": scores.count,

@@ -89,11 +89,14 @@ class Segmenter:
             results.extend(to_probabilities(output, self.spec))
         return results
 
+    def upsample(self, prob: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Model-resolution probabilities -> the frame's size: guided by the frame when refining, else bilinear."""
+        return upsample_mask(prob, frame) if self.refine else resize_mask(prob, frame.shape[:2])
+
     def to_matte(self, prob: np.ndarray, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Model-resolution probabilities -> full-resolution matte (guided upsampling, threshold shift)."""
         check_threshold(threshold)
-        matte = upsample_mask(prob, frame) if self.refine else resize_mask(prob, frame.shape[:2])
-        return shift_threshold(matte, self.spec.threshold if threshold is None else threshold)
+        return shift_threshold(self.upsample(prob, frame), self.spec.threshold if threshold is None else threshold)
 
     def masks(self, frames: Sequence[np.ndarray], threshold: float | None = None) -> list[np.ndarray]:
         return [self.to_matte(p, f, threshold) for p, f in zip(self.probabilities(frames), frames, strict=True)]
