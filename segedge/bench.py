@@ -516,6 +516,7 @@ def write_plot(rows: list[Row], path: Path, title: str = "segedge bench") -> Non
 
 
 PIPELINE_ROUNDS = 3  # sequential and threaded passes alternate, so machine drift hits both alike
+STAGES = ("decode", "preprocess", "inference", "refine+composite", "encode")
 
 
 def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None, effect: str = "blur") -> dict:
@@ -545,9 +546,6 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
         "rounds_fps": [{"model_only": round(m, 1), "pipeline": round(q, 1)} for m, q in zip(model_fps, pipeline_fps,
                                                                                            strict=True)],
     }
-
-
-STAGES = ("decode", "preprocess", "inference", "refine+composite", "encode")
 
 
 def _sequential_pass(segmenter, video: Path, out_path: Path, effect: str) -> tuple[dict[str, float], int]:
