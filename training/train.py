@@ -147,9 +147,9 @@ def oversample(pairs: list, repeat: dict[str, int]) -> list:
     return out
 
 
-def _make_spec(cfg: TrainConfig, train_folder: Path) -> ModelSpec:
-    if cfg.init:  # fine-tuning keeps the architecture of the checkpoint it starts from
-        spec = ModelSpec.from_dict(read_checkpoint(cfg.init)["spec"])
+def _make_spec(cfg: TrainConfig, train_folder: Path, init_spec: ModelSpec | None = None) -> ModelSpec:
+    if init_spec is not None:  # fine-tuning keeps the architecture of the checkpoint it starts from
+        spec = ModelSpec.from_dict(init_spec.to_dict())
         spec.input_size, spec.metrics = (cfg.size, cfg.size), {}
     else:
         spec = ModelSpec(backbone=cfg.backbone, head_channels=cfg.head_channels, separable=cfg.separable,
@@ -183,10 +183,10 @@ def train(cfg: TrainConfig) -> Path:
     val_sets = {folder.name: find_pairs(folder) for folder in val_folders(cfg)}
 
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
-    spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder)
-    model = build_model(spec)
-    if cfg.init and not resume_state:
-        model.load_state_dict(load_model(cfg.init)[0].state_dict())
+    init_model, init_spec, _ = load_model(cfg.init) if cfg.init and not resume_state else (None, None, None)
+    spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder, init_spec)
+    model = build_model(spec) if init_model is None else init_model
+    if init_model is not None:
         log.info("fine-tuning from the weights of %s", cfg.init)
     elif cfg.pretrained and not resume_state:
         report = load_pretrained(model.backbone, cfg.pretrained)
