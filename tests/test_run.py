@@ -12,48 +12,17 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import SEGEDGE, assert_one_line_error, ffprobe, make_video, segedge
+
 from segedge.runtime import Segmenter
 
-SEGEDGE = [sys.executable, "-m", "segedge.cli"]
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make test videos")
-
-
-def segedge(*args, env=None):
-    return subprocess.run([*SEGEDGE, *map(str, args)], capture_output=True, text=True, env=env)
-
-
-def ffprobe(path, *entries, stream="v:0"):
-    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", stream, "-show_entries",
-                             ",".join(entries), "-of", "json", str(path)], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
-
-
-def make_video(path, audio=True, seconds=1, size="96x64", rotate=None):
-    inputs = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate=10:duration={seconds}"]
-    if audio:
-        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
-    codec = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] + (["-c:a", "aac"] if audio else [])
-    plain = path.with_name(f"plain_{path.name}") if rotate else path
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *inputs, *codec, "-shortest", str(plain)], check=True)
-    if rotate:  # a phone-style display matrix; ffmpeg 5 sets it from this tag on a stream copy
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v:0",
-                        f"rotate={rotate}", str(path)], check=True)
-    return path
 
 
 @pytest.fixture
 def portrait(people, tmp_path):
     source = sorted((people / "val-portraits" / "images").iterdir())[0]
     return Path(shutil.copy(source, tmp_path / "portrait.jpg"))
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("segedge: error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[-1]
 
 
 @pytest.mark.parametrize("effect,suffix,channels", [("blur", ".jpg", 3), ("remove", ".png", 4),
