@@ -71,13 +71,13 @@ def torch_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.nd
 
 
 def open_cpu_session(onnx_path: Path, threads: int | None = None):
-    import onnxruntime as ort
+    """A CPU session with the runtime's own options (exact INT8 kernels where this CPU needs them), so export
+    measures what users will run."""
+    from segedge.export.onnx import read_spec_file
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    from segedge.backends.onnxruntime import needs_exact_int8, open_session
+
+    return open_session(onnx_path, "cpu", threads, exact_int8=needs_exact_int8(read_spec_file(onnx_path)))
 
 
 def onnx_logits(onnx_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from segedge.backends import default_model_path, load_backend
+from segedge.cpu import cpu_model, int8_saturates, isa_flags
 from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
@@ -71,12 +72,9 @@ class Row:
 
 
 def machine_info() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count()}
-    try:
-        cpu = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-        info["cpu"] = cpu.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor()
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count(),
+            "cpu": cpu_model(), "isa": isa_flags(), "int8_kernels": "u8u8 or 7-bit weights (no VNNI)"
+            if int8_saturates() else "u8s8"}
     for module in ("onnxruntime", "torch", "tensorrt"):
         try:
             info[module] = __import__(module).__version__

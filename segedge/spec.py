@@ -45,6 +45,7 @@ class ModelSpec:
     name: str = "segedge-deeplabv3plus"
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)  # INT8 only: how weights/activations were quantised
     versions: dict[str, str] = field(default_factory=dict)
     spec_version: int = SPEC_VERSION
 

@@ -21,7 +21,6 @@ from segedge.training.model import build_model  # noqa: E402
 
 from segedge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from segedge.errors import SegedgeError  # noqa: E402
-from segedge.preprocess import sigmoid  # noqa: E402
 from segedge.spec import ModelSpec  # noqa: E402
 
 SEGEDGE = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "segedge"
@@ -119,19 +118,24 @@ def test_dynamic_model_runs_at_two_sizes(trained, tmp_path):
         np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
-def test_fp16_and_int8_stay_within_their_iou_tolerance(trained, tiny_data, val_images, tmp_path):
-    model, spec, _ = load_model(trained)
-    fp32 = export_checkpoint(trained, tmp_path / "m.onnx")
-    reference = onnx_logits(fp32, model_inputs(val_images, spec))
-    foreground = np.mean([(sigmoid(x) > 0.5).mean() for x in reference])
-    assert 0.05 < foreground < 0.95, "the fitted model's masks must not be flat for this test to mean anything"
-    fp16 = to_fp16(fp32, tmp_path / "m.fp16.onnx")
-    int8 = to_int8(fp32, tmp_path / "m.int8.onnx", image_files(tiny_data / "train"))
+def test_fp16_and_int8_of_the_shipped_model_stay_within_their_iou_tolerance(people, tmp_path):
+    """Tolerances are checked on the trained default model (a barely-trained model's masks sit near the threshold
+    and flip on any CPU); quantised here on this CPU, compared with the FP32 file's logits on real val images."""
+    from segedge.export.parity import compare
+
+    from segedge.backends import DEFAULT_MODEL
+
+    spec = read_spec_file(DEFAULT_MODEL)
+    inputs = model_inputs([read_rgb(f) for f in sample(image_files(people / "val-scenes"), 8)], spec)
+    reference = onnx_logits(DEFAULT_MODEL, inputs)
+    fp16 = to_fp16(DEFAULT_MODEL, tmp_path / "m.fp16.onnx")
+    int8 = to_int8(DEFAULT_MODEL, tmp_path / "m.int8.onnx", sample(image_files(people / "train"), 16))
     for path, precision in ((fp16, "fp16"), (int8, "int8")):
         assert read_spec_file(path).precision == precision
-        result = check_parity(model, path, val_images)
+        result = compare(reference, onnx_logits(path, inputs), spec.threshold)
         assert failures(result, precision) == [], (precision, result)
-    assert int8.stat().st_size < fp32.stat().st_size / 2
+    assert read_spec_file(int8).quantization["reduce_range"] is True
+    assert int8.stat().st_size < DEFAULT_MODEL.stat().st_size / 2
 
 
 def test_out_of_tolerance_artefact_is_removed(trained, val_images, tmp_path):

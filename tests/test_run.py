@@ -1,7 +1,6 @@
 """`segedge run` end to end through the real CLI: images of every kind, folders, videos with and without audio,
 rotation, bad input, and an environment without torch."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -11,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from helpers import SEGEDGE, assert_one_line_error, ffprobe, make_video, segedge
 
 from segedge.runtime import Segmenter

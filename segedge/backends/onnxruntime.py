@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from segedge.backends.base import Backend
+from segedge.cpu import int8_saturates
 from segedge.errors import SegedgeError, missing_extra
 from segedge.spec import SPEC_METADATA_KEY, ModelSpec
 
@@ -42,12 +43,16 @@ def choose_providers(requested: str, available: list[str]) -> list[str]:
     return [p for p in PROVIDERS[requested] if p in available] or ["CPUExecutionProvider"]
 
 
-def open_session(path: Path, requested: str = "auto", threads: int | None = None):
+def open_session(path: Path, requested: str = "auto", threads: int | None = None, exact_int8: bool = False):
+    """An onnxruntime session; `exact_int8` selects the slower u8u8 kernels that do not saturate on x86 CPUs
+    without VNNI (needed only for INT8 models whose weights use the full 8-bit range)."""
     ort = _onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     options.log_severity_level = 3
+    if exact_int8:
+        options.add_session_config_entry("session.x64quantprecision", "1")
     providers = choose_providers(requested, ort.get_available_providers())
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
@@ -58,6 +63,11 @@ def open_session(path: Path, requested: str = "auto", threads: int | None = None
         log.warning("WARNING: %s was requested but onnxruntime has no %s here; running on CPU instead "
                     "(pip install 'segedge[gpu]' on a machine with an NVIDIA GPU)", requested, PROVIDERS[requested][0])
     return session
+
+
+def needs_exact_int8(spec: ModelSpec) -> bool:
+    """An INT8 model with full-range weights, on a CPU whose u8s8 kernels would saturate on it."""
+    return spec.precision == "int8" and not spec.quantization.get("reduce_range") and int8_saturates()
 
 
 def spec_from_session(session, path: Path) -> ModelSpec:
@@ -73,7 +83,10 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, path: Path, requested: str = "auto", threads: int | None = None):
         path = Path(path)
         self.session = open_session(path, requested, threads)
-        super().__init__(path, spec_from_session(self.session, path))
+        spec = spec_from_session(self.session, path)
+        if self.device == "cpu" and needs_exact_int8(spec):  # INT8 files exported before segedge used 7-bit weights
+            self.session = open_session(path, requested, threads, exact_int8=True)
+        super().__init__(path, spec)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
