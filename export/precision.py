@@ -72,7 +72,8 @@ FP32_NODE_PREFIXES = {
 }
 
 
-def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *, tensorrt: bool = False) -> Path:
+def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *, tensorrt: bool = False,
+            reduce_range: bool | None = None, fp32_prefixes: tuple[str, ...] | None = None) -> Path:
     """Static INT8 quantisation to a Q/DQ ONNX, per-channel weights, calibrated on `calib_images`.
 
     For onnxruntime on CPUs: uint8 activations (u8s8 kernels are the fast ones) and 7-bit weights
@@ -80,6 +81,7 @@ def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *,
     same file gives the same masks on every CPU at full INT8 speed; the high-resolution backbone layers stay FP32.
     `tensorrt=True` makes weights and activations symmetric full-range int8, the only Q/DQ form TensorRT builds
     from, and quantises every layer (onnxruntime then runs it with its exact u8u8 kernels on such CPUs).
+    `reduce_range` and `fp32_prefixes` override those choices (benchmarks/int8_variants.py compares them).
     """
     if not calib_images:
         raise SegedgeError(f"INT8 quantisation of {onnx_path} needs at least one calibration image")
@@ -87,19 +89,22 @@ def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *,
     spec = read_spec(model)
     reader = ImageReader(list(calib_images), model)
     options = {"ActivationSymmetric": True, "WeightSymmetric": True} if tensorrt else {}
-    prefixes = () if tensorrt else FP32_NODE_PREFIXES.get(spec.backbone, ())
-    keep_fp32 = [node.name for node in model.graph.node if node.name.startswith(prefixes)] if prefixes else []
-    quantization = {"weights": "int8 per-channel, symmetric", "reduce_range": not tensorrt,
+    reduce_range = not tensorrt if reduce_range is None else reduce_range
+    if fp32_prefixes is None:
+        fp32_prefixes = () if tensorrt else FP32_NODE_PREFIXES.get(spec.backbone, ())
+    quantization = {"weights": "int8 per-channel, symmetric", "reduce_range": reduce_range,
                     "activations": "int8 symmetric" if tensorrt else "uint8 asymmetric",
-                    "calibration": f"MinMax on {len(calib_images)} images", "fp32_nodes": list(prefixes)}
+                    "calibration": f"MinMax on {len(calib_images)} images", "fp32_nodes": list(fp32_prefixes)}
     with tempfile.TemporaryDirectory(prefix="segedge-int8-") as work:
         prepared = Path(work) / "prepared.onnx"
         quantized = Path(work) / "int8.onnx"
         # BN-free folded graph + shape info: quantize_static's documented pre-processing step
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+        keep_fp32 = [node.name for node in onnx.load(str(prepared)).graph.node if fp32_prefixes and
+                     node.name.startswith(fp32_prefixes)]
         quantize_static(
             str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-            reduce_range=not tensorrt, activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,
+            reduce_range=reduce_range, activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep_fp32,
             extra_options=options,
         )
