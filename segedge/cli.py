@@ -20,13 +20,13 @@ for module in (train, export, run, eval_command, bench):
     app.command(module.NAME, help=module.HELP, epilog=module.EXAMPLES)(module.command)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
     """Entry point: user-facing errors become one line on stderr and exit code 2, never a traceback.
 
     typer (standalone mode) handles usage errors and Ctrl-C itself; SegedgeError passes through it to here.
     """
     try:
-        app()
+        app(args=args)
     except SegedgeError as exc:
         print(f"segedge: error: {exc}", file=sys.stderr)
         sys.exit(2)

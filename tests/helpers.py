@@ -1,14 +1,31 @@
 """Helpers shared by test modules: the CLI as users run it, test videos made with ffmpeg, error-shape checks."""
 
+import io
 import json
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 
 SEGEDGE = [sys.executable, "-m", "segedge.cli"]
 
 
 def segedge(*args, env=None):
     return subprocess.run([*SEGEDGE, *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def segedge_in_process(*args) -> subprocess.CompletedProcess:
+    """The CLI's own entry point (same parsing, same one-line error handling and exit codes) without a new
+    interpreter: for bad-input cases, where a subprocess would only add seconds of imports (torch) per case."""
+    from segedge.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        try:
+            main([str(arg) for arg in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(list(args), code, stdout.getvalue(), stderr.getvalue())
 
 
 def ffprobe(path, *entries, stream="v:0"):

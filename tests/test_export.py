@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import segedge_in_process
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -197,7 +198,7 @@ def test_cli_bad_input_is_one_line_error_and_leaves_nothing(case, tiny_checkpoin
     good.write_bytes(tiny_checkpoint.read_bytes())
     args, named = bad_inputs(tmp_path, good)[case]
     before = set(tmp_path.rglob("*"))
-    result = segedge_export(*args)
+    result = segedge_in_process("export", *args)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("segedge: error:") and named in lines[0], result.stderr
@@ -207,6 +208,6 @@ def test_cli_bad_input_is_one_line_error_and_leaves_nothing(case, tiny_checkpoin
 def test_cli_int8_without_calibration_data_says_what_to_pass(tiny_checkpoint, tmp_path):
     checkpoint = tmp_path / "tiny.pth"
     checkpoint.write_bytes(tiny_checkpoint.read_bytes())  # its spec records no training data
-    result = segedge_export(checkpoint, "--precision", "int8")
+    result = segedge_in_process("export", checkpoint, "--precision", "int8")
     assert result.returncode != 0 and "--calib" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pth"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import segedge_in_process
 
 torch = pytest.importorskip("torch")
 
@@ -114,9 +115,7 @@ def test_bad_data_dirs_give_one_line_error(tmp_path, layout):
         (data / "train" / "masks").mkdir(parents=True)
     elif layout == "no-train":
         (data / "val").mkdir(parents=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "segedge.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet"],
-        capture_output=True, text=True)
+    result = segedge_in_process("train", "--data", data, "--out", tmp_path / "o", "--quiet")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("segedge: error:") and len(result.stderr.strip().splitlines()) == 1
