@@ -71,13 +71,11 @@ def torch_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.nd
 
 
 def open_cpu_session(onnx_path: Path, threads: int | None = None):
-    """A CPU session with the runtime's own options (exact INT8 kernels where this CPU needs them), so export
-    measures what users will run."""
-    from segedge.export.onnx import read_spec_file
+    """The runtime backend's own CPU session (exact INT8 kernels where this CPU needs them), so export measures
+    what users will run."""
+    from segedge.backends.onnxruntime import OnnxRuntimeBackend
 
-    from segedge.backends.onnxruntime import needs_exact_int8, open_session
-
-    return open_session(onnx_path, "cpu", threads, exact_int8=needs_exact_int8(read_spec_file(onnx_path)))
+    return OnnxRuntimeBackend(onnx_path, "cpu", threads).session
 
 
 def onnx_logits(onnx_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:

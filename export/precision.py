@@ -100,8 +100,7 @@ def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *,
         quantized = Path(work) / "int8.onnx"
         # BN-free folded graph + shape info: quantize_static's documented pre-processing step
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
-        keep_fp32 = [node.name for node in onnx.load(str(prepared)).graph.node if fp32_prefixes and
-                     node.name.startswith(fp32_prefixes)]
+        keep_fp32 = [node.name for node in onnx.load(str(prepared)).graph.node if node.name.startswith(fp32_prefixes)]
         quantize_static(
             str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
             reduce_range=reduce_range, activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,

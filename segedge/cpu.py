@@ -18,6 +18,7 @@ ISA_FLAGS = {  # /proc/cpuinfo flag -> name reported
     "amx_int8": "AMX-INT8",
     "asimddp": "ARM dot product",
 }
+WIDE_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products summed in 32 bits
 
 
 @functools.cache
@@ -50,4 +51,4 @@ def int8_saturates() -> bool:
     unless the weights use 7 bits (reduce_range) or the session asks for the exact u8u8 kernels."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
-    return not {"avx512_vnni", "avx_vnni", "amx_int8"} & _cpuinfo()[1]
+    return not WIDE_INT8_FLAGS & _cpuinfo()[1]

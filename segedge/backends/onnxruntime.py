@@ -84,7 +84,7 @@ class OnnxRuntimeBackend(Backend):
         path = Path(path)
         self.session = open_session(path, requested, threads)
         spec = spec_from_session(self.session, path)
-        if self.device == "cpu" and needs_exact_int8(spec):  # INT8 files exported before segedge used 7-bit weights
+        if self.device == "cpu" and needs_exact_int8(spec):  # full-range INT8 (for TensorRT, or older exports)
             self.session = open_session(path, requested, threads, exact_int8=True)
         super().__init__(path, spec)
         self.input_name = self.session.get_inputs()[0].name
