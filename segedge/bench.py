@@ -5,6 +5,7 @@ measured in one run on the same inputs (warm-up first; GPU work synchronised bef
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import platform
@@ -12,13 +13,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from segedge.backends import default_model_path, load_backend
+from segedge.backends import default_model_path, load_backend, resolve_checkpoint, resolve_model
 from segedge.cpu import cpu_model, int8_saturates, isa_flags
 from segedge.errors import SegedgeError
 from segedge.media import read_image
@@ -206,16 +207,15 @@ class Candidates:
         self.options, self.workdir = options, workdir
         self.onnx = next((p for p in options.engines if p.suffix == ".onnx"
                           and not p.name.endswith((".fp16.onnx", ".int8.onnx"))), None)
-        if self.onnx is None and options.checkpoint is None and not options.engines:
-            self.onnx = default_model_path()
 
     def path_for(self, name: str) -> Path:
         """The artefact to benchmark for one backend; SegedgeError says why it is skipped."""
         options = self.options
         if name in TORCH_VARIANTS:
-            if options.checkpoint is None:
-                raise SegedgeError("needs --checkpoint (eager PyTorch runs .pth files)")
             _require("torch", "train")
+            if options.checkpoint is None:
+                raise SegedgeError("needs --checkpoint CKPT.pth (or --checkpoint default): eager PyTorch runs "
+                                   "PyTorch weights")
             if TORCH_VARIANTS[name].get("half") and not _torch_on_cuda(options.device):
                 raise SegedgeError("fp16 eager torch needs a CUDA GPU")
             return options.checkpoint
@@ -378,6 +378,19 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
 
 
+def with_models_resolved(options: BenchOptions) -> BenchOptions:
+    """Embedded names turned into files. With no model given: the shipped default model, and its PyTorch weights
+    when torch is installed, so eager rows (and every speedup) are there out of the box."""
+    engines = [resolve_model(path) for path in options.engines]
+    checkpoint = resolve_checkpoint(options.checkpoint) if options.checkpoint else None
+    if not engines and checkpoint is None:
+        engines = [default_model_path()]
+        weights = engines[0].with_suffix(".pth")
+        if weights.is_file() and importlib.util.find_spec("torch") is not None:
+            checkpoint = weights
+    return replace(options, engines=engines, checkpoint=checkpoint)
+
+
 def check_options(options: BenchOptions) -> None:
     if not options.backends:
         raise SegedgeError(f"no backend to run; choose from {', '.join(BACKENDS)}")
@@ -410,6 +423,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tup
     """Rows for each requested backend (skipped or failed ones say why), and the video pipeline timing if asked.
 
     Eager torch goes first when asked for, so every other row's speedup and mask agreement are against it."""
+    options = with_models_resolved(options)
     check_options(options)
     names = sorted(options.backends, key=lambda name: name != "torch")
     accuracy = AccuracySet(options, echo)

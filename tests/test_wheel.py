@@ -40,7 +40,9 @@ def test_wheel_holds_every_package_the_models_and_the_license(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     in_wheel = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
     assert tree_packages() - in_wheel == set()
-    assert {"segedge/models/default.onnx", "segedge/models/default.int8.onnx"} <= set(names)
+    embedded = {f"segedge/models/{name}" for name in ("default.onnx", "default.int8.onnx", "default.pth")}
+    assert embedded <= set(names)
+    assert wheel.stat().st_size < 25e6  # every embedded model, ONNX and PyTorch weights
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
@@ -94,8 +96,9 @@ def test_wheel_eval_and_bench(installed, people, tmp_path):
     result = run_installed(installed, "eval", tmp_path / "data", "--json", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["images"] == 2
-    result = run_installed(installed, "bench", "--runs", "2", "--warmup", "1", "--backends", "onnxruntime",
+    result = run_installed(installed, "bench", "--runs", "2", "--warmup", "1", "--backends", "torch,onnxruntime",
                            "--json", tmp_path / "b.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
-    assert rows[0]["status"] == "ok"
+    rows = {row["backend"]: row for row in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert rows["onnxruntime"]["status"] == "ok"
+    assert "segedge[train]" in rows["torch"]["status"]  # says which extra adds the eager rows

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from segedge.training.model import DeepLabV3Plus, build_model
 
+from segedge.backends import resolve_checkpoint
 from segedge.errors import SegedgeError
 from segedge.media import atomic_output
 from segedge.spec import ModelSpec
+
+# Data-only types that checkpoints written by earlier segedge versions hold (NumPy scalar metrics, torch's version
+# string); allowed so those checkpoints stay loadable weights-only.
+PLAIN_DATA_TYPES = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType,
+                    np.dtypes.Int64DType, torch.torch_version.TorchVersion]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -20,12 +28,18 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    """The checkpoint's contents; `path` may also name an embedded model ("default")."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise SegedgeError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, pickle of something else, plain text...
+        # weights_only: a checkpoint is data, and loading one must never run code from its pickle.
+        with torch.serialization.safe_globals(PLAIN_DATA_TYPES):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise SegedgeError(f"{path} holds Python objects beyond tensors and plain data; segedge loads checkpoints "
+                           "weights-only (save a state dict, or re-save it with torch.save(torch.load(...)))") from None
+    except Exception as exc:  # truncated zip, plain text...
         raise SegedgeError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or not ({"model", "state_dict"} & state.keys()):
         raise SegedgeError(f"{path} is not a segedge checkpoint (no 'model' or 'state_dict' weights inside)")

@@ -10,7 +10,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -34,6 +34,7 @@ from segedge.refine import resize_mask
 from segedge.spec import ModelSpec
 
 log = logging.getLogger("segedge.train")
+DEFAULT_SIZE = 256  # input size of a model trained from scratch when --size is not given
 
 
 @dataclass
@@ -41,7 +42,7 @@ class TrainConfig:
     data: Path
     out: Path
     backbone: str = "mobilenet_v2"
-    size: int = 256
+    size: int | None = None  # None: the --init/--resume model's input size, else DEFAULT_SIZE
     crop: int | None = None
     epochs: int = 30
     batch_size: int = 8
@@ -158,7 +159,7 @@ def _make_spec(cfg: TrainConfig, train_folder: Path, init_spec: ModelSpec | None
                      "batch_size": cfg.batch_size, "lr": cfg.lr, "ema": cfg.ema,
                      "pretrained": str(cfg.pretrained) if cfg.pretrained else None,
                      "init": str(cfg.init) if cfg.init else None, "repeat": cfg.repeat}
-    spec.versions = {"segedge": segedge.__version__, "torch": torch.__version__}
+    spec.versions = {"segedge": segedge.__version__, "torch": str(torch.__version__)}
     return spec
 
 
@@ -174,8 +175,6 @@ def train(cfg: TrainConfig) -> Path:
 
     if cfg.init and cfg.pretrained:
         raise SegedgeError("--init already holds trained weights; drop --pretrained")
-    if cfg.size % 16 or (cfg.crop and cfg.crop % 16):
-        raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of 16")
     train_folder = find_split(cfg.data, "train")
     if train_folder is None:
         raise SegedgeError(f"{cfg.data} has no train/ folder (expected {cfg.data}/train/images and /masks)")
@@ -184,6 +183,11 @@ def train(cfg: TrainConfig) -> Path:
 
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
     init_model, init_spec, _ = load_model(cfg.init) if cfg.init and not resume_state else (None, None, None)
+    if cfg.size is None:  # resuming or fine-tuning keeps the input size the model was trained at
+        known = ModelSpec.from_dict(resume_state["spec"]) if resume_state else init_spec
+        cfg = replace(cfg, size=known.input_size[0] if known else DEFAULT_SIZE)
+    if cfg.size % 16 or (cfg.crop and cfg.crop % 16):
+        raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of 16")
     spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder, init_spec)
     model = build_model(spec) if init_model is None else init_model
     if init_model is not None:
@@ -251,7 +255,7 @@ def train(cfg: TrainConfig) -> Path:
             eval_model = ema.module if ema is not None else model
             for name, pairs in val_sets.items():
                 for key, value in evaluate_folder(eval_model, spec, pairs, device).items():
-                    row[f"{name}/{key}"] = round(value, 5)
+                    row[f"{name}/{key}"] = round(float(value), 5)  # plain floats: weights-only loadable
             ious = [row[f"{name}/iou"] for name in val_sets]
             row["val_iou"] = round(sum(ious) / len(ious), 5) if ious else None
             history.append(row)

@@ -7,10 +7,44 @@ from pathlib import Path
 from segedge.backends.base import Backend
 from segedge.errors import SegedgeError
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.onnx"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "default.onnx"
 ONNX_EXTENSIONS = (".onnx",)
 TENSORRT_EXTENSIONS = (".trt", ".engine", ".plan")
 TORCH_EXTENSIONS = (".pth", ".pt")
+
+
+def embedded_names() -> list[str]:
+    """Names of the models shipped in the package: default.onnx -> "default", default.int8.onnx -> "default-int8"."""
+    return sorted(p.name.removesuffix(".onnx").replace(".", "-") for p in MODELS_DIR.glob("*.onnx"))
+
+
+def is_embedded_name(path: str | Path | None) -> bool:
+    """A bare word such as "default" (no folder, no extension) names a shipped model, never a file."""
+    name = "" if path is None else str(path)
+    return bool(name) and not any(char in name for char in "./\\")
+
+
+def _embedded_file(name: str, suffix: str) -> Path:
+    path = MODELS_DIR / f"{name.replace('-', '.')}{suffix}"
+    if not path.is_file():
+        known = ", ".join(embedded_names()) or "none in this installation"
+        kind = "checkpoint" if suffix == ".pth" else "model"
+        raise SegedgeError(f"no embedded {kind} named {name!r} (embedded models: {known}); "
+                           f"pass a file path instead")
+    return path
+
+
+def resolve_model(path: str | Path | None) -> Path:
+    """The model file for a path or an embedded name (default, default-int8); None means the default model."""
+    if path is None or str(path) == "":
+        return default_model_path()
+    return _embedded_file(str(path), ".onnx") if is_embedded_name(path) else Path(path)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The PyTorch weights for a .pth path or an embedded name ("default" -> the shipped default.pth)."""
+    return _embedded_file(str(path), ".pth") if is_embedded_name(path) else Path(path)
 
 
 def default_model_path() -> Path:
@@ -20,8 +54,10 @@ def default_model_path() -> Path:
 
 
 def load_backend(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> Backend:
-    """Open a model for inference: .onnx -> onnxruntime, .trt/.engine -> TensorRT, .pth/.pt -> eager torch."""
-    path = Path(path) if path else default_model_path()
+    """Open a model for inference: .onnx -> onnxruntime, .trt/.engine -> TensorRT, .pth/.pt -> eager torch.
+
+    `path` may also name an embedded model ("default", "default-int8"); None is the default model."""
+    path = resolve_model(path)
     if not path.exists():
         raise SegedgeError(f"model file not found: {path}")
     if path.is_dir():
@@ -43,4 +79,5 @@ def load_backend(path: str | Path | None = None, backend: str = "auto", threads:
                        f"expected .onnx, .trt/.engine or .pth")
 
 
-__all__ = ["Backend", "default_model_path", "load_backend"]
+__all__ = ["Backend", "default_model_path", "embedded_names", "load_backend", "resolve_checkpoint",
+           "resolve_model"]

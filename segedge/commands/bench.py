@@ -11,7 +11,7 @@ NAME = "bench"
 HELP = ("Latency (p50/p90/p99), throughput, size, memory and accuracy of each backend against eager PyTorch, "
         "measured in one run; table, JSON, CSV and plot. --pipeline VIDEO times the whole video pipeline.")
 EXAMPLES = """Examples:\n\n
-  segedge bench                                           # embedded default model on every backend available\n\n
+  segedge bench                                           # default model, every backend (eager torch with [train])\n\n
   segedge bench --checkpoint runs/mnv2/best.pth --data ../shared/data/people/val --json bench.json --plot bench.png\n\n
   segedge bench --engine model.onnx --engine model.trt --backends onnxruntime,tensorrt --batch 8\n\n
   segedge bench --pipeline clip.mp4
@@ -19,10 +19,10 @@ EXAMPLES = """Examples:\n\n
 
 
 def command(
-    checkpoint: Annotated[Path | None, typer.Option(help="Training checkpoint: enables eager torch and exports "
-                                                   "the ONNX variants on the fly.")] = None,
-    engine: Annotated[list[Path] | None, typer.Option(help="Model files (.onnx, .fp16.onnx, .int8.onnx, .trt); "
-                                                     "repeatable.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Training checkpoint or default: enables eager torch "
+                                                   "and exports the ONNX variants on the fly.")] = None,
+    engine: Annotated[list[Path] | None, typer.Option(help="Model files (.onnx, .fp16.onnx, .int8.onnx, .trt) or "
+                                                     "embedded names; repeatable.")] = None,
     backends: Annotated[str | None, typer.Option(help="Comma-separated: torch, torch-fp16 (CUDA), "
                                                  "torch-channels-last, torch-compile, onnxruntime, onnxruntime-fp16, "
                                                  "onnxruntime-int8, tensorrt. Default: all but torch-compile.")]

