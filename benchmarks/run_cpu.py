@@ -6,9 +6,9 @@ Writes OUT/bench_*.json + .png, OUT/accuracy_default.json and OUT/README.md (a M
     .venv/bin/python benchmarks/run_cpu.py                       # the published run (--runs 50), idle machine only
     .venv/bin/python benchmarks/run_cpu.py --runs 3 --warmup 1 --limit 4 --out /tmp/bench-smoke   # does it work?
 
---checkpoint defaults to runs/default-ft2/best.pth (the default model's final training stage) when it exists, else a
-random-init checkpoint of the same architecture, which is fine for latency but not for accuracy (the report says
-which). The ResNet50 model is always random init: it is only there for latency. Numbers are comparable only
+--checkpoint defaults to the shipped default model: its PyTorch weights (segedge/models/default.pth) for the eager
+rows beside its shipped default.onnx and default.int8.onnx, so every row is the file users run. The ResNet50 model is
+always random init: it is only there for latency. Numbers are comparable only
 within one run on an otherwise idle machine (a training job on the same cores inflates eager torch most).
 """
 
@@ -29,7 +29,6 @@ from segedge.spec import ModelSpec
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 PEOPLE = REPO.parent / "shared" / "data" / "people"
-DEFAULT_CHECKPOINT = REPO / "runs" / "default-ft2" / "best.pth"
 FOLDERS = ("val", "val-portraits", "val-scenes")
 MODELS = REPO / "segedge" / "models"
 TARGETS = {"val": 0.93, "val-portraits": 0.965, "val-scenes": 0.72}  # issue targets for the default model
@@ -154,11 +153,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
         workdir = Path(workdir)
-        checkpoint = args.checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
+        shipped = args.checkpoint is None and (MODELS / "default.pth").is_file()
+        checkpoint = MODELS / "default.pth" if shipped else args.checkpoint
         trained = checkpoint is not None
-        notes = [f"Edge model checkpoint: {checkpoint}" if trained else
+        notes = [f"Edge model: {'the shipped default model' if shipped else checkpoint}" if trained else
                  "Edge model: random-init MobileNetV2 DeepLabv3+ (head 128, separable, 320): latency only."]
         checkpoint = checkpoint or random_checkpoint(EDGE_SPEC, workdir / "mnv2_320.pth")
+        engines = [MODELS / "default.onnx"] if shipped else []  # its .int8.onnx beside it is picked up too
         notes.append("ResNet50 DeepLabv3+ at 640 is random init: latency only, its IoU columns mean nothing.")
         notes.append(f"Timing: {args.runs} runs after {args.warmup} warm-up, {args.threads} threads; accuracy on "
                      + (f"the first {args.limit} images of each folder (a smoke run, not the published figure)."
@@ -166,7 +167,8 @@ def main() -> None:
         common = dict(warmup=args.warmup, threads=args.threads, data=PEOPLE / "val")
         benches = {
             "default-mobilenetv2-320": bench("default-mobilenetv2-320", BenchOptions(
-                checkpoint=checkpoint, pipeline=make_video(workdir), runs=args.runs, **common), args.out),
+                checkpoint=checkpoint, engines=engines, pipeline=make_video(workdir), runs=args.runs, **common),
+                args.out),
             "resnet50-640": bench("resnet50-640", BenchOptions(
                 checkpoint=random_checkpoint(RESNET_SPEC, workdir / "resnet50_640.pth"),
                 backends=("torch", "onnxruntime", "onnxruntime-int8"), runs=max(3, args.runs // 5), **common),
