@@ -73,6 +73,15 @@ def av_reason(exc) -> str:
     return f"{exc.strerror or type(exc).__name__}{log}"
 
 
+def read_alpha(path: str | Path) -> np.ndarray | None:
+    """An image's own transparency as float32 H x W in [0, 1]; None when it has no alpha channel."""
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 3 or image.shape[2] != 4:
+        return None
+    alpha = image[..., 3].astype(np.float32)
+    return alpha / np.iinfo(image.dtype).max if image.dtype.kind in "iu" else np.clip(alpha, 0.0, 1.0)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only when the block succeeds.
@@ -109,7 +118,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if not ok:
         raise SegedgeError(f"cannot encode an image as {path.suffix or '(no extension)'}: {path}")
     with atomic_output(path) as tmp:
-        encoded.tofile(tmp)
+        tmp.write_bytes(encoded)  # not ndarray.tofile: its OSError on a full disk carries no errno
     return path
 
 

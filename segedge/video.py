@@ -85,14 +85,26 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 def _decode(path: Path) -> Iterator[Frame]:
+    """Frames in order; a damaged packet (corrupt, or cut off at the end of a truncated file) loses its own frame
+    only, with a warning, instead of ending the whole video."""
+    import av
     from av.video.reformatter import VideoReformatter
 
-    reformatter = VideoReformatter()
+    reformatter, damaged = VideoReformatter(), 0
     with _open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield Frame(upright(frame, reformatter), frame.pts, frame.time_base)
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                damaged += 1
+                continue
+            for frame in frames:
+                yield Frame(upright(frame, reformatter), frame.pts, frame.time_base)
+    if damaged:
+        log.warning("WARNING: %s: %d damaged video packet(s) could not be decoded; their frames are left out",
+                    path, damaged)
 
 
 def _video_stream(container, suffix: str, width: int, height: int, rate, time_base, alpha: bool):

@@ -1,11 +1,16 @@
 """Issue #14: bad media, signals, full disks and concurrent runs. Every failure is one line with exit code 2 (143 for
 SIGTERM), nothing half-written is left, and nothing is lost without a warning."""
 
+import contextlib
+import functools
+import resource
 import shutil
 import signal
 import subprocess
 import time
 
+import cv2
+import numpy as np
 import pytest
 from helpers import SEGEDGE, assert_one_line_error, ffprobe, make_video, segedge_in_process
 
@@ -47,9 +52,7 @@ def test_variable_frame_rate_video_keeps_every_timestamp(tiny_onnx, tmp_path, su
     assert result.returncode == 0, result.stderr
     before, after = video_pts(source), video_pts(out)
     assert len(after) == len(before) == 45 and len(set(after)) == 45
-    steps_before = [b - a for a, b in zip(before, before[1:])]
-    steps_after = [b - a for a, b in zip(after, after[1:])]
-    assert steps_after == pytest.approx(steps_before, abs=0.002)  # mkv/webm store milliseconds
+    assert np.diff(after) == pytest.approx(np.diff(before), abs=0.002)  # mkv/webm store milliseconds
     duration = ffprobe(source, "format=duration")["format"]["duration"]
     assert float(ffprobe(out, "format=duration")["format"]["duration"]) == pytest.approx(float(duration), abs=0.05)
     def audio_lead(path):  # audio start relative to video start: in sync when it is the same as the input's
@@ -107,3 +110,182 @@ def test_concurrent_runs_to_one_output_each_write_their_own_file(tiny_onnx, tmp_
     assert [code for code, _ in results] == [0, 0], results
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]
     assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "30"  # one whole video
+
+
+# 4. Disk full, and 5. a read-only location
+
+
+@contextlib.contextmanager
+def file_size_limit(limit):
+    """RLIMIT_FSIZE on this process: a write past `limit` bytes fails with EFBIG (Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """(folder, limit): a real 200 kB tmpfs where this user may mount one (ENOSPC, what users hit), else an ordinary
+    folder and a 200 kB file size limit (EFBIG), which the runtime handles the same way."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)],
+                             capture_output=True).returncode == 0
+    try:
+        yield disk, (contextlib.nullcontext if mounted else functools.partial(file_size_limit, 200_000))
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+
+
+def noise_image(path, size):
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    return path
+
+
+def test_full_disk_image_and_video_are_one_line_errors_without_partial_files(tiny_onnx, tmp_path, small_disk):
+    disk, limit = small_disk
+    image = noise_image(tmp_path / "noise.png", 400)  # ~480 kB as PNG: does not fit
+    video = tmp_path / "noise.mp4"
+    ffmpeg("-f", "lavfi", "-i", "nullsrc=s=320x240:d=2,geq=random(1)*255:128:128", "-f", "lavfi", "-i",
+           "sine=duration=2", "-c:v", "libx264", "-crf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", video)
+    for source, out in ((image, disk / "noise.png"), (video, disk / "noise.mp4")):
+        with limit():
+            result = segedge_in_process("run", source, "--engine", tiny_onnx, "--effect", "remove", "-o", out,
+                                        "--quiet")
+        assert_one_line_error(result, f"cannot write {out}:")
+        assert result.returncode == 2 and "partial" not in result.stderr
+        assert list(disk.iterdir()) == []
+
+
+def test_full_disk_in_a_folder_run_says_how_many_images_were_written(tiny_onnx, tmp_path, small_disk):
+    disk, limit = small_disk
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b", "c"):
+        noise_image(photos / f"{name}.png", 48)
+    noise_image(photos / "d.png", 400)
+    with limit():
+        result = segedge_in_process("run", photos, "--engine", tiny_onnx, "--effect", "remove", "-o", disk / "out",
+                                    "--quiet")
+    assert_one_line_error(result, "d.png", "3 of 4 images were written")
+    assert sorted(p.name for p in (disk / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody may write to: a read-only tmpfs where this user may mount one (root ignores file modes),
+    else a folder with mode 0555."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def test_folder_output_in_a_read_only_location_is_one_line_error(tiny_onnx, tmp_path, read_only_dir):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    noise_image(photos / "a.png", 48)
+    out = read_only_dir / "newdir"
+    result = segedge_in_process("run", photos, "--engine", tiny_onnx, "-o", out, "--quiet")
+    assert_one_line_error(result, f"cannot create output folder {out}")
+    image = segedge_in_process("run", photos / "a.png", "--engine", tiny_onnx, "-o", read_only_dir / "a.png")
+    assert_one_line_error(image, "not writable")
+    assert list(read_only_dir.iterdir()) == []
+
+
+# 8. Fuzzed media: an audio codec FFmpeg cannot identify; encoder and muxer errors name the user's output
+
+
+def test_audio_track_of_unknown_codec_is_dropped_with_a_warning(tiny_onnx, tmp_path):
+    pcm = tmp_path / "pcm.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", pcm)
+    source = tmp_path / "unknown.mkv"  # the codec id a corrupted header could hold: FFmpeg knows no such codec
+    source.write_bytes(pcm.read_bytes().replace(b"A_PCM/INT/LIT", b"A_ZZZ/INT/LIT"))
+    out = tmp_path / "out.mp4"
+    result = segedge_in_process("run", source, "--engine", tiny_onnx, "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "audio track 1 of" in result.stderr and "left out" in result.stderr
+    assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "10"
+    assert ffprobe(out, "stream=codec_name", stream="a")["streams"] == []
+
+
+def test_encoder_and_muxer_errors_name_the_output_never_the_temp_file(tiny_onnx, tmp_path):
+    """Frames with repeated timestamps (which Matroska stores) are refused by the MP4 muxer mid-run."""
+    source = tmp_path / "repeated.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1", "-vf", "setpts=floor(N/2)*0.1/TB",
+           "-fps_mode", "passthrough", "-c:v", "libx264", "-bf", "0", "-pix_fmt", "yuv420p", source)
+    out = tmp_path / "out.mp4"
+    result = segedge_in_process("run", source, "--engine", tiny_onnx, "-o", out, "--quiet")
+    assert_one_line_error(result, f"video {source} -> {out}: ")
+    assert result.returncode == 2 and ".partial" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repeated.mkv"]
+
+
+# 9. Silent losses
+
+
+def test_truncated_video_warns_how_much_was_read(tiny_onnx, tmp_path):
+    whole = make_video(tmp_path / "whole.mp4", audio=False, seconds=3, size="160x120")
+    faststart = tmp_path / "faststart.mp4"  # index at the front: the header still declares all 30 frames
+    ffmpeg("-i", whole, "-c", "copy", "-movflags", "+faststart", faststart)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(faststart.read_bytes()[:faststart.stat().st_size // 2])
+    result = segedge_in_process("run", cut, "--engine", tiny_onnx, "-o", tmp_path / "out.mp4", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "cut.mp4 ended early: read" in result.stderr and "of the 30 frames it declares" in result.stderr
+    whole_run = segedge_in_process("run", whole, "--engine", tiny_onnx, "-o", tmp_path / "out2.mp4", "--quiet")
+    assert "ended early" not in whole_run.stderr
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "aac"), (".webm", "opus")])
+def test_every_audio_track_is_kept(tiny_onnx, tmp_path, suffix, codec):
+    source = tmp_path / "two_tracks.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1", "-f", "lavfi", "-i",
+           "sine=frequency=440:duration=1", "-f", "lavfi", "-i", "sine=frequency=880:duration=1", "-map", "0:v",
+           "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", source)
+    out = tmp_path / f"out{suffix}"
+    result = segedge_in_process("run", source, "--engine", tiny_onnx, "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    tracks = ffprobe(out, "stream=codec_name,duration", stream="a")["streams"]
+    assert [t["codec_name"] for t in tracks] == [codec, codec]
+
+
+def test_remove_keeps_an_rgba_input_own_transparency(tiny_onnx, tmp_path):
+    rgba = np.full((64, 64, 4), 200, np.uint8)
+    rgba[:, :32, 3] = 0  # the left half is already transparent
+    cv2.imwrite(str(tmp_path / "logo.png"), rgba)
+    result = segedge_in_process("run", tmp_path / "logo.png", "--engine", tiny_onnx, "--effect", "remove",
+                                "-o", tmp_path / "cut.png", "--quiet")
+    assert result.returncode == 0, result.stderr
+    alpha = cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert alpha[:, :32].max() == 0 and alpha[:, 32:].max() > 0
+
+
+@pytest.mark.parametrize("threads", ["-1", "0"])
+def test_threads_below_one_is_a_one_line_error(tiny_onnx, tmp_path, threads):
+    image = noise_image(tmp_path / "a.png", 32)
+    result = segedge_in_process("run", image, "--engine", tiny_onnx, "--threads", threads, "-o", tmp_path / "b.png")
+    assert_one_line_error(result, f"--threads {threads}")
+
+
+def test_threads_beyond_the_cores_are_bounded(tiny_onnx):
+    import os
+
+    from segedge.runtime import Segmenter
+
+    segmenter = Segmenter(tiny_onnx, threads=1000)
+    options = segmenter.backend.session.get_session_options()
+    assert options.intra_op_num_threads == os.cpu_count()
