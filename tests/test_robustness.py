@@ -3,6 +3,7 @@ SIGTERM), nothing half-written is left, and nothing is lost without a warning.""
 
 import contextlib
 import functools
+import json
 import resource
 import shutil
 import signal
@@ -289,3 +290,56 @@ def test_threads_beyond_the_cores_are_bounded(tiny_onnx):
     segmenter = Segmenter(tiny_onnx, threads=1000)
     options = segmenter.backend.session.get_session_options()
     assert options.intra_op_num_threads == os.cpu_count()
+
+
+# 6. Models whose spec does not match their graph, or whose spec is malformed
+
+
+def onnx_with(source, target, spec_text=None, channels=None):
+    """A copy of an ONNX model with its segedge spec replaced by `spec_text`, or a 1-op model with `channels`
+    input channels and the source's spec."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(source))
+    if channels is not None:
+        image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, channels, 64, 64])
+        logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1, 64, 64])
+        graph = helper.make_graph([helper.make_node("ReduceMean", ["image"], ["logits"], axes=[1])], "g", [image],
+                                  [logits])
+        spec_props = list(model.metadata_props)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        model.metadata_props.extend(spec_props)
+    for prop in model.metadata_props:
+        if prop.key == "segedge.spec" and spec_text is not None:
+            prop.value = spec_text
+    onnx.save(model, str(target))
+    return target
+
+
+def spec_with(tiny_onnx, **changes):
+    from segedge.export.onnx import read_spec_file
+
+    return json.dumps({**read_spec_file(tiny_onnx).to_dict(), **changes})
+
+
+@pytest.mark.parametrize("case", ["input size", "dynamic", "channels", "malformed size", "malformed threshold",
+                                  "not an object"])
+def test_models_that_do_not_match_their_spec_are_refused_when_loaded(tiny_onnx, tmp_path, case):
+    model = tmp_path / "model.onnx"
+    if case == "channels":
+        onnx_with(tiny_onnx, model, channels=1)
+    else:
+        text = {"input size": spec_with(tiny_onnx, input_size=[128, 128]),
+                "dynamic": spec_with(tiny_onnx, dynamic=True),
+                "malformed size": spec_with(tiny_onnx, input_size="abc"),
+                "malformed threshold": spec_with(tiny_onnx, threshold="high"),
+                "not an object": "[1, 2]"}[case]
+        onnx_with(tiny_onnx, model, spec_text=text)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    noise_image(photos / "a.png", 32)
+    result = segedge_in_process("run", photos, "--engine", model, "-o", tmp_path / "out", "--quiet")
+    assert_one_line_error(result, str(model))
+    assert not (tmp_path / "out").exists()
