@@ -146,13 +146,23 @@ def export_model(model: torch.nn.Module, spec: ModelSpec, out: Path, size: tuple
     return out
 
 
+def load_finite_model(checkpoint: str | Path):
+    """load_model, refusing NaN/Inf weights (a diverged run): they would export, and pass parity, as NaN."""
+    model, spec, state = load_model(checkpoint)
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise SegedgeError(f"{checkpoint}: {len(bad)} weight tensor(s) hold NaN or Inf (first: {bad[0]}); training "
+                           "diverged: export an earlier checkpoint")
+    return model, spec, state
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, *, size: int | tuple[int, int] | None
                       = None, dynamic: bool = False, batch: int = 1, opset: int = MIN_OPSET) -> Path:
     """FP32 ONNX of a checkpoint (default: CKPT_STEM.onnx beside it), at its training size unless `size`."""
     out = Path(out) if out else Path(checkpoint).with_suffix(".onnx")
     check_opset(opset, checkpoint)
     check_output_path(out)
-    model, spec, _ = load_model(checkpoint)
+    model, spec, _ = load_finite_model(checkpoint)
     if isinstance(size, int):
         size = (size, size)
     return export_model(model, spec, out, size=size, dynamic=dynamic, batch=batch, opset=opset)

@@ -343,3 +343,29 @@ def test_models_that_do_not_match_their_spec_are_refused_when_loaded(tiny_onnx, 
     result = segedge_in_process("run", photos, "--engine", model, "-o", tmp_path / "out", "--quiet")
     assert_one_line_error(result, str(model))
     assert not (tmp_path / "out").exists()
+
+
+# 7. Export: NaN/Inf weights or outputs, and a checkpoint whose weights are not a state dict
+
+
+@pytest.mark.parametrize("case", ["nan weight", "inf outputs", "weights as a list"])
+def test_export_refuses_non_finite_models_and_foreign_checkpoints(tiny_checkpoint, tmp_path, case):
+    torch = pytest.importorskip("torch")
+    state = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
+    if case == "nan weight":
+        state["model"]["classifier.weight"][0, 0] = float("nan")
+    elif case == "inf outputs":  # finite weights whose activations overflow float32 a few layers deep
+        for tensor in state["model"].values():
+            if tensor.ndim == 4:
+                tensor.mul_(1e10)
+    else:
+        state["model"] = list(state["model"].values())
+    checkpoint, out = tmp_path / "bad.pth", tmp_path / "bad.onnx"
+    torch.save(state, checkpoint)
+    result = segedge_in_process("export", checkpoint, "-o", out)
+    expected = {"nan weight": (str(checkpoint), "NaN or Inf", "classifier.weight"),
+                "inf outputs": (str(out), "NaN or Inf in the logits"),
+                "weights as a list": (str(checkpoint), "list")}[case]
+    assert_one_line_error(result, *expected)
+    assert result.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]
