@@ -369,3 +369,72 @@ def test_export_refuses_non_finite_models_and_foreign_checkpoints(tiny_checkpoin
     assert_one_line_error(result, *expected)
     assert result.returncode == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]
+
+
+# The fuzz: mutated images and videos end in success or a one-line error, never a traceback, hang or leftover
+
+
+def mutants(data: bytes, rng, count: int):
+    """Reproducible damage to one file: random byte flips, a truncation, or a zeroed run, in turn."""
+    for index in range(count):
+        damaged = bytearray(data)
+        if index % 3 == 0:
+            for offset in rng.integers(0, len(data), rng.integers(1, 17)):
+                damaged[offset] ^= 1 << int(rng.integers(0, 8))
+        elif index % 3 == 1:
+            del damaged[int(rng.integers(1, len(data))):]
+        else:
+            start = int(rng.integers(0, len(data)))
+            end = min(len(data), start + int(rng.integers(16, 513)))
+            damaged[start:end] = bytes(end - start)
+        yield bytes(damaged)
+
+
+def fuzz_sources(folder, people):
+    photo = cv2.imread(str(sorted((people / "val-portraits" / "images").iterdir())[0]))
+    cv2.imwrite(str(folder / "photo.jpg"), cv2.resize(photo, (96, 128)))
+    clip = make_video(folder / "clip.mp4", audio=True, seconds=1)
+    ffmpeg("-i", clip, "-an", "-c", "copy", "-movflags", "+faststart", folder / "faststart.mp4")
+    return [folder / "photo.jpg", clip, folder / "faststart.mp4"]
+
+
+def fuzz(tiny_onnx, people, tmp_path, per_source: int, seed: int = 14) -> dict:
+    """Run every mutant through `segedge run`; returns how many succeeded and how many were one-line errors."""
+    import faulthandler
+
+    sources, work = tmp_path / "sources", tmp_path / "work"
+    sources.mkdir()
+    work.mkdir()
+    rng, counts = np.random.default_rng(seed), {"ok": 0, "error": 0}
+    faulthandler.dump_traceback_later(30 + 3 * per_source, exit=True)  # a hang fails the run, with stacks
+    try:
+        for source in fuzz_sources(sources, people):
+            for index, data in enumerate(mutants(source.read_bytes(), rng, per_source)):
+                damaged = work / f"{index}{source.suffix}"
+                damaged.write_bytes(data)
+                out = work / f"out{index}{'.mkv' if index % 2 else source.suffix}"
+                result = segedge_in_process("run", damaged, "--engine", tiny_onnx, "-o", out, "--quiet")
+                assert result.returncode in (0, 2), (damaged, result)
+                if result.returncode:
+                    assert_one_line_error(result)
+                    assert not out.exists()
+                counts["ok" if result.returncode == 0 else "error"] += 1
+                assert set(work.iterdir()) <= {damaged, out}, f"files left behind by {damaged}"
+                for path in work.iterdir():
+                    path.unlink()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    return counts
+
+
+def test_fuzzed_images_and_videos_end_in_success_or_one_line_error(tiny_onnx, people, tmp_path):
+    counts = fuzz(tiny_onnx, people, tmp_path, per_source=12)
+    assert counts["ok"] + counts["error"] == 36
+    print(f"fuzz: {counts}")
+
+
+@pytest.mark.slow
+def test_large_fuzz(tiny_onnx, people, tmp_path):
+    counts = fuzz(tiny_onnx, people, tmp_path, per_source=150, seed=1400)
+    print(f"fuzz: {counts}")
+    assert counts["ok"] + counts["error"] == 450
