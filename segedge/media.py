@@ -47,7 +47,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise SegedgeError(f"image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
     # ANYCOLOR|ANYDEPTH keeps gray and 16-bit as they are and, unlike UNCHANGED, applies the EXIF orientation,
-    # so phone photos come out the way they are shown (the alpha of an RGBA input is dropped)
+    # so phone photos come out the way they are shown (the alpha of an RGBA input is dropped here; read_alpha reads it)
     image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         raise SegedgeError(f"cannot decode image {path}: the file is empty, corrupt or not an image")

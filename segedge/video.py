@@ -5,6 +5,7 @@ hold the input codec); frame count, timestamps and so duration are kept; rotated
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -196,6 +197,18 @@ def _warn_if_short(source: Path, frames: int, declared: int | None, rate) -> Non
                     "is shorter than the input", source, frames, declared, frames / rate, declared / rate)
 
 
+@contextlib.contextmanager
+def _named_errors(source: Path, target: Path) -> Iterator[None]:
+    """Any PyAV error (decoder, encoder, muxer, end-of-stream flush, trailer) as one line naming the input and the
+    output the user asked for, never the hidden temp file."""
+    import av
+
+    try:
+        yield
+    except av.error.FFmpegError as exc:
+        raise SegedgeError(f"video {source} -> {target}: {av_reason(exc)}") from None
+
+
 def _estimate_frames(container, stream, rate) -> int | None:
     """Frame count for the progress bar's ETA: from the header, else from the duration (MKV/WebM say none)."""
     if stream.frames:
@@ -241,56 +254,55 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
                 return
         _put(decoded, _DONE, stop)
 
-    try:
+    with _named_errors(source, target):
         if suffix == ".avi" and frame_rate_varies(source):
             raise SegedgeError(f"{source} has a variable frame rate, which AVI cannot store; write .mp4, .mkv, "
                                ".mov or .webm instead")
-        with atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
-            state = {"stream": None, "audio": []}
+    with _named_errors(source, target), atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
+        state = {"stream": None, "audio": []}
 
-            def write() -> None:
-                while (item := _get(composed, stop)) is not _DONE:
-                    rgb, matte, pts, frame_time_base = item
-                    image = apply_effect(rgb, matte, effect, background, blur_strength)
-                    if image.ndim == 2:
-                        image = np.repeat(image[..., None], 3, axis=2)
-                    if state["stream"] is None:
-                        height, width = image.shape[:2]
-                        state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
-                        # added after the video so players see the usual order: video 0, then audio
-                        state["audio"] = [_AudioTrack(output, source, suffix, index) for index in audio_tracks]
-                    frame = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4 else "rgb24")
-                    frame.pts, frame.time_base = pts, frame_time_base
-                    output.mux(state["stream"].encode(frame))
-                    for track in state["audio"] if pts is not None else ():
+        def write() -> None:
+            while (item := _get(composed, stop)) is not _DONE:
+                rgb, matte, pts, frame_time_base = item
+                image = apply_effect(rgb, matte, effect, background, blur_strength)
+                if image.ndim == 2:
+                    image = np.repeat(image[..., None], 3, axis=2)
+                if state["stream"] is None:
+                    height, width = image.shape[:2]
+                    state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
+                    # added after the video so players see the usual order: video 0, then audio
+                    state["audio"] = [_AudioTrack(output, source, suffix, index) for index in audio_tracks]
+                frame = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4 else "rgb24")
+                frame.pts, frame.time_base = pts, frame_time_base
+                output.mux(state["stream"].encode(frame))
+                for track in state["audio"]:
+                    if pts is not None:
                         track.write_until(output, float(pts * frame_time_base))
 
-            workers = [_Worker(read, stop), _Worker(write, stop)]
+        workers = [_Worker(read, stop), _Worker(write, stop)]
+        for worker in workers:
+            worker.start()
+        started = time.perf_counter()
+        bar = tqdm(total=total, unit="frame", desc=source.name, disable=quiet)
+        try:
+            _segment_loop(segmenter, decoded, composed, stop, bar, stats, threshold, smoother)
+            _put(composed, _DONE, stop)
+            workers[1].join()
+        finally:
+            stop.set()  # after success both threads are done; after an error this unblocks them
+            bar.close()
             for worker in workers:
-                worker.start()
-            started = time.perf_counter()
-            bar = tqdm(total=total, unit="frame", desc=source.name, disable=quiet)
-            try:
-                _segment_loop(segmenter, decoded, composed, stop, bar, stats, threshold, smoother)
-                _put(composed, _DONE, stop)
-                workers[1].join()
-            finally:
-                stop.set()  # after success both threads are done; after an error this unblocks them
-                bar.close()
-                for worker in workers:
-                    worker.join()
-            for worker in workers:
-                if worker.error is not None:
-                    raise worker.error
-            if stats.frames == 0:
-                raise SegedgeError(f"video {source} has no decodable frames")
-            output.mux(state["stream"].encode(None))
-            for track in state["audio"]:
-                track.write_until(output, float("inf"))
-                track.close()
-            stats.seconds = time.perf_counter() - started
-    except av.error.FFmpegError as exc:  # decoder, encoder or muxer, flushing and the trailer included
-        raise SegedgeError(f"video {source} -> {target}: {av_reason(exc)}") from None
+                worker.join()
+        for worker in workers:
+            if worker.error is not None:
+                raise worker.error
+        if stats.frames == 0:
+            raise SegedgeError(f"video {source} has no decodable frames")
+        output.mux(state["stream"].encode(None))
+        for track in state["audio"]:
+            track.write_until(output, float("inf"))
+            track.close()
+        stats.seconds = time.perf_counter() - started
     _warn_if_short(source, stats.frames, total, rate)
     return stats
 
