@@ -136,7 +136,9 @@ def _image_effect(segmenter, path: Path, frame, threshold: float | None, effect_
     """One image through the model and the effect; a cut-out keeps the image's own transparency too."""
     matte = segmenter.mask(frame, threshold)
     alpha = read_alpha(path) if effect_args["effect"] == "remove" else None
-    if alpha is not None and alpha.shape == matte.shape:
+    if alpha is not None and alpha.shape != matte.shape:  # EXIF turned the colours, not the alpha (read raw)
+        log.warning("WARNING: %s: its own transparency is left out (the EXIF orientation turned the image)", path)
+    elif alpha is not None:
         matte = matte * alpha
     return apply_effect(frame, matte, **effect_args)
 

@@ -69,6 +69,9 @@ def test_variable_frame_rate_to_avi_is_a_clear_error_before_any_work(tiny_onnx, 
     result = segedge_in_process("run", source, "--engine", tiny_onnx, "-o", tmp_path / "out.avi", "--quiet")
     assert_one_line_error(result, "variable frame rate", "phone.mp4", ".mkv")
     assert not (tmp_path / "out.avi").exists() and not leftovers(tmp_path)
+    steady = segedge_in_process("run", tmp_path / "cfr.mp4", "--engine", tiny_onnx, "-o", tmp_path / "out.avi")
+    assert steady.returncode == 0, steady.stderr  # the constant-rate clip it was cut from still goes to AVI
+    assert ffprobe(tmp_path / "out.avi", "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "20"
 
 
 # 2. SIGTERM and SIGINT
