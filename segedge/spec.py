@@ -81,6 +81,14 @@ class ModelSpec:
             raise SegedgeError(f"model spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
+    @classmethod
+    def from_artefact(cls, data: dict[str, Any] | str, source) -> ModelSpec:
+        """from_json (text) or from_dict, with the artefact's name in every error."""
+        try:
+            return cls.from_json(data) if isinstance(data, str) else cls.from_dict(data)
+        except SegedgeError as exc:
+            raise SegedgeError(f"{source}: {exc}") from None
+
     def validate(self) -> None:
         height, width = self.input_size
         if height % 16 or width % 16 or height <= 0 or width <= 0:

@@ -351,7 +351,7 @@ def test_models_that_do_not_match_their_spec_are_refused_when_loaded(tiny_onnx, 
 # 7. Export: NaN/Inf weights or outputs, and a checkpoint whose weights are not a state dict
 
 
-@pytest.mark.parametrize("case", ["nan weight", "inf outputs", "weights as a list"])
+@pytest.mark.parametrize("case", ["nan weight", "inf outputs", "weights as a list", "malformed spec"])
 def test_export_refuses_non_finite_models_and_foreign_checkpoints(tiny_checkpoint, tmp_path, case):
     torch = pytest.importorskip("torch")
     state = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
@@ -361,14 +361,17 @@ def test_export_refuses_non_finite_models_and_foreign_checkpoints(tiny_checkpoin
         for tensor in state["model"].values():
             if tensor.ndim == 4:
                 tensor.mul_(1e10)
-    else:
+    elif case == "weights as a list":
         state["model"] = list(state["model"].values())
+    else:
+        state["spec"]["input_size"] = "abc"
     checkpoint, out = tmp_path / "bad.pth", tmp_path / "bad.onnx"
     torch.save(state, checkpoint)
     result = segedge_in_process("export", checkpoint, "-o", out)
     expected = {"nan weight": (str(checkpoint), "NaN or Inf", "classifier.weight"),
                 "inf outputs": (str(out), "NaN or Inf in the logits"),
-                "weights as a list": (str(checkpoint), "list")}[case]
+                "weights as a list": (str(checkpoint), "list"),
+                "malformed spec": (str(checkpoint), "malformed")}[case]
     assert_one_line_error(result, *expected)
     assert result.returncode == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]

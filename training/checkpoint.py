@@ -52,7 +52,7 @@ def load_model(path: str | Path, spec: ModelSpec | None = None) -> tuple[DeepLab
     """
     state = read_checkpoint(path)
     if "spec" in state:
-        spec = ModelSpec.from_dict(state["spec"])
+        spec = ModelSpec.from_artefact(state["spec"], path)
     elif spec is None:
         raise SegedgeError(f"{path} holds no model config (classic state_dict checkpoint); "
                            "pass the model config (backbone, head width, input size) to load it")

@@ -75,10 +75,7 @@ def spec_from_session(session, path: Path) -> ModelSpec:
     metadata = session.get_modelmeta().custom_metadata_map
     if SPEC_METADATA_KEY not in metadata:
         raise SegedgeError(f"{path} has no segedge model spec in its metadata; export it with `segedge export`")
-    try:
-        spec = ModelSpec.from_json(metadata[SPEC_METADATA_KEY])
-    except SegedgeError as exc:
-        raise SegedgeError(f"{path}: {exc}") from None
+    spec = ModelSpec.from_artefact(metadata[SPEC_METADATA_KEY], path)
     check_io(session, spec, path)
     return spec
 
