@@ -14,6 +14,7 @@ from segedge.training.checkpoint import load_model
 
 import segedge
 from segedge.errors import SegedgeError
+from segedge.media import atomic_output
 from segedge.spec import SPEC_METADATA_KEY, ModelSpec
 
 log = logging.getLogger("segedge.export")
@@ -133,16 +134,12 @@ def export_model(model: torch.nn.Module, spec: ModelSpec, out: Path, size: tuple
                                 "precision": "fp32"})
     spec.versions = {**spec.versions, **versions(opset)}
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_output(out) as tmp:
         trace(model, spec, tmp, batch, dynamic, opset, target=out)
         proto, _ = simplify(onnx.load(str(tmp)), spec)
         embed_spec(proto, spec)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
