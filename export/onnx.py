@@ -14,6 +14,7 @@ from segedge.training.checkpoint import load_model
 
 import segedge
 from segedge.errors import SegedgeError
+from segedge.media import atomic_output
 from segedge.spec import SPEC_METADATA_KEY, ModelSpec
 
 log = logging.getLogger("segedge.export")
@@ -133,17 +134,23 @@ def export_model(model: torch.nn.Module, spec: ModelSpec, out: Path, size: tuple
                                 "precision": "fp32"})
     spec.versions = {**spec.versions, **versions(opset)}
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_output(out) as tmp:
         trace(model, spec, tmp, batch, dynamic, opset, target=out)
         proto, _ = simplify(onnx.load(str(tmp)), spec)
         embed_spec(proto, spec)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
+
+
+def load_finite_model(checkpoint: str | Path):
+    """load_model, refusing NaN/Inf weights (a diverged run): they would export, and pass parity, as NaN."""
+    model, spec, state = load_model(checkpoint)
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise SegedgeError(f"{checkpoint}: {len(bad)} weight tensor(s) hold NaN or Inf (first: {bad[0]}); training "
+                           "diverged: export an earlier checkpoint")
+    return model, spec, state
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, *, size: int | tuple[int, int] | None
@@ -152,7 +159,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, *, 
     out = Path(out) if out else Path(checkpoint).with_suffix(".onnx")
     check_opset(opset, checkpoint)
     check_output_path(out)
-    model, spec, _ = load_model(checkpoint)
+    model, spec, _ = load_finite_model(checkpoint)
     if isinstance(size, int):
         size = (size, size)
     return export_model(model, spec, out, size=size, dynamic=dynamic, batch=batch, opset=opset)

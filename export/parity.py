@@ -96,6 +96,7 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], threshold:
         "max_abs_diff": max(float(np.abs(r - c).max()) for r, c in zip(reference, candidate, strict=True)),
         "max_abs_logit": max(float(np.abs(r).max()) for r in reference),
         "mask_iou": mask_iou(masks(reference), masks(candidate)),
+        "finite": all(np.isfinite(x).all() for x in (*reference, *candidate)),
     }
 
 
@@ -113,7 +114,7 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, images: list[np.ndarra
 def failures(result: dict, precision: str) -> list[str]:
     """What exceeds the tolerance of `precision` (empty when the export is acceptable)."""
     tol = TOLERANCES[precision]
-    problems = []
+    problems = [] if result.get("finite", True) else ["NaN or Inf in the logits"]
     if tol.max_logit_diff is not None:
         allowed = tol.max_logit_diff * max(1.0, result["max_abs_logit"])
         if result["max_abs_diff"] > allowed:

@@ -9,10 +9,16 @@ from pathlib import Path
 
 import numpy as np
 from segedge.export import images as image_source
-from segedge.export.onnx import MIN_OPSET, check_opset, check_output_path, export_model, read_spec_file
+from segedge.export.onnx import (
+    MIN_OPSET,
+    check_opset,
+    check_output_path,
+    export_model,
+    load_finite_model,
+    read_spec_file,
+)
 from segedge.export.parity import TOLERANCES, check_parity, enforce, ground_truth_iou, model_inputs, onnx_logits
 from segedge.export.precision import latency_ms, to_fp16, to_int8
-from segedge.training.checkpoint import load_model
 
 from segedge.errors import SegedgeError
 
@@ -148,7 +154,7 @@ def export(options: ExportOptions, echo: Callable[[str], None] = print) -> Expor
     check_opset(options.opset, options.checkpoint)
     for path in outputs.all():
         check_output_path(path)
-    model, spec, _ = load_model(options.checkpoint)
+    model, spec, _ = load_finite_model(options.checkpoint)
     if options.calib is not None:
         image_source.image_files(options.calib)  # a wrong --calib fails before any file is written
     images, masks, source = parity_images(spec, options.calib)

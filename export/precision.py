@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -16,6 +15,7 @@ from segedge.export.images import read_rgb
 from segedge.export.onnx import embed_spec, read_spec
 
 from segedge.errors import SegedgeError
+from segedge.media import atomic_output
 from segedge.preprocess import to_model_input
 
 
@@ -26,14 +26,9 @@ def _save_with_precision(model: onnx.ModelProto, out: Path, precision: str, quan
     spec.quantization = quantization or {}
     embed_spec(model, spec)
     onnx.checker.check_model(model)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_output(out) as tmp:
         onnx.save(model, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(out)
 
 
 def to_fp16(onnx_path: str | Path, out: str | Path) -> Path:

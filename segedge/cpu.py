@@ -7,8 +7,14 @@ without it), so every benchmark records these flags and the runtime picks INT8 s
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import platform
 from pathlib import Path
+
+from segedge.errors import SegedgeError
+
+log = logging.getLogger("segedge")
 
 ISA_FLAGS = {  # /proc/cpuinfo flag -> name reported
     "avx2": "AVX2",
@@ -52,3 +58,16 @@ def int8_saturates() -> bool:
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
     return not WIDE_INT8_FLAGS & _cpuinfo()[1]
+
+
+def bounded_threads(threads: int | None) -> int | None:
+    """--threads checked against this machine: at least 1, at most its cores (more threads only fight over them)."""
+    cores = os.cpu_count() or 1
+    if threads is None:
+        return None
+    if threads < 1:
+        raise SegedgeError(f"--threads {threads}: give at least 1 (this machine has {cores} cores)")
+    if threads > cores:
+        log.warning("WARNING: --threads %d is more than the %d cores here; using %d", threads, cores, cores)
+        return cores
+    return threads

@@ -39,7 +39,7 @@ def read_sidecar(engine_path: str | Path) -> tuple[ModelSpec, dict]:
                            f"`segedge export --format trt` beside them")
     try:
         data = json.loads(path.read_text())
-        return ModelSpec.from_dict(data["spec"]), dict(data["engine"])
+        return ModelSpec.from_artefact(data["spec"], path), dict(data["engine"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise SegedgeError(f"sidecar {path} is corrupt ({type(exc).__name__}); {REBUILD}") from None
 

@@ -7,8 +7,10 @@ at the end, so an error or Ctrl-C leaves no half-written output and never touche
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,25 +47,60 @@ def read_image(path: str | Path) -> np.ndarray:
         raise SegedgeError(f"image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
     # ANYCOLOR|ANYDEPTH keeps gray and 16-bit as they are and, unlike UNCHANGED, applies the EXIF orientation,
-    # so phone photos come out the way they are shown (the alpha of an RGBA input is dropped)
+    # so phone photos come out the way they are shown (the alpha of an RGBA input is dropped here; read_alpha reads it)
     image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         raise SegedgeError(f"cannot decode image {path}: the file is empty, corrupt or not an image")
     return to_rgb8(image)
 
 
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # disk full, file size limit, quota
+
+
+class OutputFull(SegedgeError):
+    """The disk (or quota, or file size limit) ran out while writing an output."""
+
+
+def temp_path(path: Path) -> Path:
+    """A hidden name beside `path`, unique per call, so concurrent runs to one output never share a temp file.
+    It keeps the extension: PyAV and OpenCV pick the format from it."""
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
+
+
+def av_reason(exc) -> str:
+    """What a PyAV error says, without the file name (which may be a hidden temp file)."""
+    log = f" ({exc.log[2].strip()})" if getattr(exc, "log", None) else ""
+    return f"{exc.strerror or type(exc).__name__}{log}"
+
+
+def read_alpha(path: str | Path) -> np.ndarray | None:
+    """An image's own transparency as float32 H x W in [0, 1]; None when it has no alpha channel."""
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 3 or image.shape[2] != 4:
+        return None
+    alpha = image[..., 3].astype(np.float32)
+    return alpha / np.iinfo(image.dtype).max if image.dtype.kind in "iu" else np.clip(alpha, 0.0, 1.0)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only when the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only when the block succeeds.
+
+    A full disk anywhere in the block becomes a one-line OutputFull error; the temp file is always removed."""
     path = Path(path)
     if not path.parent.exists():
         raise SegedgeError(f"output folder does not exist: {path.parent}")
     if not os.access(path.parent, os.W_OK):
         raise SegedgeError(f"output folder is not writable: {path.parent}")
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = temp_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        raise OutputFull(f"cannot write {path}: {exc.strerror}; free some space or write elsewhere (nothing "
+                         "half-written was left)") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -81,7 +118,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if not ok:
         raise SegedgeError(f"cannot encode an image as {path.suffix or '(no extension)'}: {path}")
     with atomic_output(path) as tmp:
-        encoded.tofile(tmp)
+        tmp.write_bytes(encoded)  # not ndarray.tofile: its OSError on a full disk carries no errno
     return path
 
 
@@ -132,6 +169,16 @@ def probe_video(path: str | Path) -> VideoInfo:
         rotation = round(first.rotation or 0) % 360 if first is not None else 0
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, float(rate), stream.frames or 0,
                          rotation, bool(container.streams.audio))
+
+
+def frame_rate_varies(path: Path) -> bool:
+    """Whether the video's frames are spaced unevenly (phones record variable frame rate): read from the packets'
+    timestamps, nothing decoded. Steps within one clock tick and 1% of each other count as even."""
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        pts = sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None)
+    steps = np.diff(pts)
+    return steps.size > 0 and steps.max() > steps.min() * 1.01 + 1
 
 
 def upright(frame, reformatter=None) -> np.ndarray:

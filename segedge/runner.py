@@ -11,7 +11,15 @@ from tqdm import tqdm
 
 from segedge.effects import DEFAULT_BLUR, EFFECTS, apply_effect, parse_color
 from segedge.errors import SegedgeError
-from segedge.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_images, read_image, write_image
+from segedge.media import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    OutputFull,
+    expand_images,
+    read_alpha,
+    read_image,
+    write_image,
+)
 
 log = logging.getLogger("segedge")
 
@@ -107,7 +115,7 @@ def run(options: RunOptions) -> Path | None:
     effect_args = dict(effect=options.effect, background=background, blur_strength=options.blur_strength)
     if kind == "image":
         frame = read_image(options.input)
-        return write_image(target, apply_effect(frame, segmenter.mask(frame, options.threshold), **effect_args))
+        return write_image(target, _image_effect(segmenter, Path(options.input), frame, options.threshold, effect_args))
     if kind == "folder":
         return _run_folder(segmenter, options, target, effect_args)
     if kind == "video":
@@ -124,12 +132,31 @@ def run(options: RunOptions) -> Path | None:
                       **effect_args)
 
 
+def _image_effect(segmenter, path: Path, frame, threshold: float | None, effect_args: dict):
+    """One image through the model and the effect; a cut-out keeps the image's own transparency too."""
+    matte = segmenter.mask(frame, threshold)
+    alpha = read_alpha(path) if effect_args["effect"] == "remove" else None
+    if alpha is not None and alpha.shape != matte.shape:  # EXIF turned the colours, not the alpha (read raw)
+        log.warning("WARNING: %s: its own transparency is left out (the EXIF orientation turned the image)", path)
+    elif alpha is not None:
+        matte = matte * alpha
+    return apply_effect(frame, matte, **effect_args)
+
+
+def _make_folder(target: Path) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SegedgeError(f"cannot create output folder {target}: {exc.strerror}") from None
+
+
 def _run_folder(segmenter, options: RunOptions, target: Path, effect_args: dict) -> Path:
-    """Every image of a folder/glob into `target`/ under the same names; unreadable ones reported and skipped."""
+    """Every image of a folder/glob into `target`/ under the same names; unreadable ones reported and skipped.
+    A full disk stops the run, saying how many images were written."""
     images = expand_images(options.input)
     created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
-    failed = []
+    _make_folder(target)
+    failed, written = [], 0
     for path in tqdm(images, unit="img", disable=options.quiet):
         out = target / f"{path.stem}{image_suffix(path, options.effect)}"
         _check_distinct(path, out)
@@ -139,7 +166,13 @@ def _run_folder(segmenter, options: RunOptions, target: Path, effect_args: dict)
             log.warning("skipped: %s", exc)
             failed.append(path)
             continue
-        write_image(out, apply_effect(frame, segmenter.mask(frame, options.threshold), **effect_args))
+        try:
+            write_image(out, _image_effect(segmenter, path, frame, options.threshold, effect_args))
+        except OutputFull as exc:
+            if created and not written:
+                target.rmdir()
+            raise OutputFull(f"{exc}; {written} of {len(images)} images were written to {target}") from None
+        written += 1
     if len(failed) == len(images):
         if created:
             target.rmdir()  # nothing was written: leave no empty output folder behind

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from segedge.backends import load_backend
+from segedge.cpu import bounded_threads
 from segedge.effects import DEFAULT_BLUR, apply_effect, parse_color
 from segedge.errors import SegedgeError
 from segedge.media import read_image
@@ -58,7 +59,7 @@ def check_threshold(threshold: float | None) -> None:
 class Segmenter:
     def __init__(self, engine: str | Path | None = None, backend: str = "auto", threads: int | None = None,
                  refine: bool = True):
-        self.backend = load_backend(engine, backend, threads)
+        self.backend = load_backend(engine, backend, bounded_threads(threads))
         self.spec = self.backend.spec
         self.refine = refine
 

@@ -57,15 +57,20 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        if not isinstance(data, dict):
+            raise SegedgeError(f"model spec is a JSON {type(data).__name__}, not an object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SegedgeError(f"model spec has unknown fields {unknown}; was it written by a newer segedge?")
-        spec = cls(**data)
-        spec.input_size = tuple(int(v) for v in spec.input_size)  # JSON turns tuples into lists
-        spec.mean = tuple(float(v) for v in spec.mean)
-        spec.std = tuple(float(v) for v in spec.std)
-        spec.validate()
+        try:
+            spec = cls(**data)
+            spec.input_size = tuple(int(v) for v in spec.input_size)  # JSON turns tuples into lists
+            spec.mean = tuple(float(v) for v in spec.mean)
+            spec.std = tuple(float(v) for v in spec.std)
+            spec.validate()
+        except (TypeError, ValueError) as exc:  # "input_size": "abc", a threshold that is no number, ...
+            raise SegedgeError(f"model spec is malformed ({exc})") from None
         return spec
 
     @classmethod
@@ -75,6 +80,14 @@ class ModelSpec:
         except json.JSONDecodeError as exc:
             raise SegedgeError(f"model spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+    @classmethod
+    def from_artefact(cls, data: dict[str, Any] | str, source) -> ModelSpec:
+        """from_json (text) or from_dict, with the artefact's name in every error."""
+        try:
+            return cls.from_json(data) if isinstance(data, str) else cls.from_dict(data)
+        except SegedgeError as exc:
+            raise SegedgeError(f"{source}: {exc}") from None
 
     def validate(self) -> None:
         height, width = self.input_size

@@ -5,6 +5,8 @@ hold the input codec); frame count, timestamps and so duration are kept; rotated
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import queue
 import threading
 import time
@@ -17,8 +19,10 @@ from tqdm import tqdm
 
 from segedge.effects import DEFAULT_BLUR, NAMED_COLORS, apply_effect
 from segedge.errors import SegedgeError
-from segedge.media import VIDEO_EXTENSIONS, _open_video, atomic_output, upright
+from segedge.media import VIDEO_EXTENSIONS, _open_video, atomic_output, av_reason, frame_rate_varies, upright
 from segedge.refine import TemporalSmoother
+
+log = logging.getLogger("segedge")
 
 QUEUE_SIZE = 16
 ALPHA_VIDEO = {".webm": ("libvpx-vp9", "yuva420p")}
@@ -82,23 +86,38 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 def _decode(path: Path) -> Iterator[Frame]:
+    """Frames in order; a damaged packet (corrupt, or cut off at the end of a truncated file) loses its own frame
+    only, with a warning, instead of ending the whole video."""
+    import av
     from av.video.reformatter import VideoReformatter
 
-    reformatter = VideoReformatter()
+    reformatter, damaged = VideoReformatter(), 0
     with _open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield Frame(upright(frame, reformatter), frame.pts, frame.time_base)
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                damaged += 1
+                continue
+            for frame in frames:
+                yield Frame(upright(frame, reformatter), frame.pts, frame.time_base)
+    if damaged:
+        log.warning("WARNING: %s: %d damaged video packet(s) could not be decoded; their frames are left out",
+                    path, damaged)
 
 
 def _video_stream(container, suffix: str, width: int, height: int, rate, time_base, alpha: bool):
     codec, pix_fmt = ALPHA_VIDEO[suffix] if alpha else (VIDEO_CODECS.get(suffix, "libx264"), "yuv420p")
     if pix_fmt == "yuv420p" and (width % 2 or height % 2):
         pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; odd-sized videos keep their size this way
-    stream = container.add_stream(codec, rate=rate)
+    # keep the input's clock in the encoder too, so variable-frame-rate video keeps every timestamp; AVI muxes one
+    # tick per frame at 1/fps (and MPEG-4 Part 2 allows no finer clock than 1/65535)
+    clock = {} if suffix == ".avi" else {"time_base": time_base}
+    stream = container.add_stream(codec, rate=rate, **clock)
     stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-    if suffix != ".avi":  # keep the input's clock (exact timestamps); AVI muxes one tick per frame at 1/fps
+    if clock:
         stream.time_base = time_base
     if codec == "libx264":
         stream.options = {"crf": "18", "preset": "veryfast"}
@@ -106,16 +125,16 @@ def _video_stream(container, suffix: str, width: int, height: int, rate, time_ba
 
 
 class _AudioTrack:
-    """The input's first audio track, fed to the output in step with the video so the file stays interleaved.
+    """One audio track of the input, fed to the output in step with the video so the file stays interleaved.
 
     Packets are copied unchanged when the output container accepts the codec, else transcoded (AAC, Opus for WebM).
     """
 
-    def __init__(self, output, path: Path, suffix: str):
+    def __init__(self, output, path: Path, suffix: str, index: int):
         import av
 
         self.source = av.open(str(path))
-        audio_in = self.source.streams.audio[0]
+        audio_in = self.source.streams.audio[index]
         self.copy = audio_in.codec_context.name in output.supported_codecs
         if self.copy:
             self.stream = output.add_stream_from_template(audio_in)
@@ -159,6 +178,37 @@ class _AudioTrack:
         self.source.close()
 
 
+def _audio_tracks(probe, source: Path) -> list[int]:
+    """Indices of the input's audio tracks that can be carried over; the others are dropped with a warning."""
+    known = []
+    for index, stream in enumerate(probe.streams.audio):
+        if stream.codec_context is None:  # FFmpeg cannot identify the codec: neither copy nor decode is possible
+            log.warning("WARNING: audio track %d of %s has a codec FFmpeg does not know; it is left out of the "
+                        "output", index + 1, source)
+        else:
+            known.append(index)
+    return known
+
+
+def _warn_if_short(source: Path, frames: int, declared: int | None, rate) -> None:
+    """A truncated file decodes fewer frames than its header promises: say so rather than pass silently."""
+    if declared and declared - frames > max(1, declared // 100):
+        log.warning("WARNING: %s ended early: read %d of the %d frames it declares (%.1f s of %.1f s); the output "
+                    "is shorter than the input", source, frames, declared, frames / rate, declared / rate)
+
+
+@contextlib.contextmanager
+def _named_errors(source: Path, target: Path) -> Iterator[None]:
+    """Any PyAV error (decoder, encoder, muxer, end-of-stream flush, trailer) as one line naming the input and the
+    output the user asked for, never the hidden temp file."""
+    import av
+
+    try:
+        yield
+    except av.error.FFmpegError as exc:
+        raise SegedgeError(f"video {source} -> {target}: {av_reason(exc)}") from None
+
+
 def _estimate_frames(container, stream, rate) -> int | None:
     """Frame count for the progress bar's ETA: from the header, else from the duration (MKV/WebM say none)."""
     if stream.frames:
@@ -196,7 +246,7 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
     with _open_video(source) as probe:
         stream = probe.streams.video[0]
         rate, time_base = stream.average_rate or stream.guessed_rate or 25, stream.time_base
-        total, has_audio = _estimate_frames(probe, stream, rate), bool(probe.streams.audio)
+        total, audio_tracks = _estimate_frames(probe, stream, rate), _audio_tracks(probe, source)
 
     def read() -> None:
         for frame in _decode(source):
@@ -204,8 +254,12 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
                 return
         _put(decoded, _DONE, stop)
 
-    with atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
-        state = {"stream": None, "audio": None}
+    with _named_errors(source, target):
+        if suffix == ".avi" and frame_rate_varies(source):
+            raise SegedgeError(f"{source} has a variable frame rate, which AVI cannot store; write .mp4, .mkv, "
+                               ".mov or .webm instead")
+    with _named_errors(source, target), atomic_output(target) as tmp, av.open(str(tmp), "w") as output:
+        state = {"stream": None, "audio": []}
 
         def write() -> None:
             while (item := _get(composed, stop)) is not _DONE:
@@ -216,13 +270,14 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
                 if state["stream"] is None:
                     height, width = image.shape[:2]
                     state["stream"] = _video_stream(output, suffix, width, height, rate, time_base, alpha_out)
-                    if has_audio:  # added after the video so players see the usual order: video 0, audio 1
-                        state["audio"] = _AudioTrack(output, source, suffix)
+                    # added after the video so players see the usual order: video 0, then audio
+                    state["audio"] = [_AudioTrack(output, source, suffix, index) for index in audio_tracks]
                 frame = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4 else "rgb24")
                 frame.pts, frame.time_base = pts, frame_time_base
                 output.mux(state["stream"].encode(frame))
-                if state["audio"] is not None and pts is not None:
-                    state["audio"].write_until(output, float(pts * frame_time_base))
+                for track in state["audio"]:
+                    if pts is not None:
+                        track.write_until(output, float(pts * frame_time_base))
 
         workers = [_Worker(read, stop), _Worker(write, stop)]
         for worker in workers:
@@ -239,17 +294,16 @@ def process_video(segmenter, source: str | Path, target: str | Path, effect: str
             for worker in workers:
                 worker.join()
         for worker in workers:
-            if isinstance(worker.error, av.error.FFmpegError):
-                raise SegedgeError(f"video {source} -> {target}: {worker.error}") from None
             if worker.error is not None:
                 raise worker.error
         if stats.frames == 0:
             raise SegedgeError(f"video {source} has no decodable frames")
         output.mux(state["stream"].encode(None))
-        if state["audio"] is not None:
-            state["audio"].write_until(output, float("inf"))
-            state["audio"].close()
+        for track in state["audio"]:
+            track.write_until(output, float("inf"))
+            track.close()
         stats.seconds = time.perf_counter() - started
+    _warn_if_short(source, stats.frames, total, rate)
     return stats
 
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -19,12 +20,16 @@ def segedge_in_process(*args) -> subprocess.CompletedProcess:
     from segedge.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
+    warnings = logging.StreamHandler(stderr)  # logging's own handlers keep the stderr of the first call
+    logging.getLogger("segedge").addHandler(warnings)
     code = 0
     with redirect_stdout(stdout), redirect_stderr(stderr):
         try:
             main([str(arg) for arg in args])
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            logging.getLogger("segedge").removeHandler(warnings)
     return subprocess.CompletedProcess(list(args), code, stdout.getvalue(), stderr.getvalue())
 
 

@@ -43,13 +43,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SegedgeError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or not ({"model", "state_dict"} & state.keys()):
         raise SegedgeError(f"{path} is not a segedge checkpoint (no 'model' or 'state_dict' weights inside)")
+    if not isinstance(_deployed(state), dict):
+        raise SegedgeError(f"{path} is not a segedge checkpoint (its weights are a {type(_deployed(state)).__name__}, "
+                           "not a state dict)")
     return state
 
 
+def _deployed(state: dict[str, Any]):
+    """The EMA copy when training kept one, else the raw weights."""
+    return state.get("ema") or state.get("model") or state["state_dict"]
+
+
 def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Weights to deploy: the EMA copy when training kept one, else the raw weights."""
-    weights = state.get("ema") or state.get("model") or state["state_dict"]
-    return {k.removeprefix("module."): v for k, v in weights.items()}
+    """Weights to deploy (see _deployed), without DistributedDataParallel's "module." prefix."""
+    return {k.removeprefix("module."): v for k, v in _deployed(state).items()}
 
 
 def load_model(path: str | Path, spec: ModelSpec | None = None) -> tuple[DeepLabV3Plus, ModelSpec, dict]:
@@ -59,7 +66,7 @@ def load_model(path: str | Path, spec: ModelSpec | None = None) -> tuple[DeepLab
     """
     state = read_checkpoint(path)
     if "spec" in state:
-        spec = ModelSpec.from_dict(state["spec"])
+        spec = ModelSpec.from_artefact(state["spec"], path)
     elif spec is None:
         raise SegedgeError(f"{path} holds no model config (classic state_dict checkpoint); "
                            "pass the model config (backbone, head width, input size) to load it")

@@ -71,10 +71,36 @@ def needs_exact_int8(spec: ModelSpec) -> bool:
 
 
 def spec_from_session(session, path: Path) -> ModelSpec:
+    """The model's spec, checked against the graph's declared input and output; every error names the file."""
     metadata = session.get_modelmeta().custom_metadata_map
     if SPEC_METADATA_KEY not in metadata:
         raise SegedgeError(f"{path} has no segedge model spec in its metadata; export it with `segedge export`")
-    return ModelSpec.from_json(metadata[SPEC_METADATA_KEY])
+    spec = ModelSpec.from_artefact(metadata[SPEC_METADATA_KEY], path)
+    check_io(session, spec, path)
+    return spec
+
+
+def check_io(session, spec: ModelSpec, path: Path) -> None:
+    """One float32 N x 3 x H x W input (H, W as the spec says, free when it says dynamic) and one N x 1 x H x W
+    output, so a model that does not match its spec fails when it is loaded, not on the first frame."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise SegedgeError(f"{path}: a segedge model has one input and one output, not {len(inputs)} and "
+                           f"{len(outputs)}")
+    dims = [d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape]
+    wanted = (3, None, None) if spec.dynamic else (3, *spec.input_size)
+    fits = len(dims) == 4 and all(d is None or d == w for d, w in zip(dims[1:], wanted, strict=True))
+    if inputs[0].type != "tensor(float)" or not fits or (spec.dynamic and any(dims[2:])):
+        size = "HxW (dynamic)" if spec.dynamic else "x".join(map(str, spec.input_size))
+        raise SegedgeError(f"{path}: the model takes {inputs[0].type} {_shape(inputs[0].shape)} but its segedge "
+                           f"spec says tensor(float) Nx3x{size}; re-export it with `segedge export`")
+    out = outputs[0].shape
+    if len(out) != 4 or (isinstance(out[1], int) and out[1] != 1):
+        raise SegedgeError(f"{path}: the model's output is {_shape(out)}; segedge needs Nx1xHxW person logits")
+
+
+def _shape(dims) -> str:
+    return "x".join(str(d) if isinstance(d, int) else "?" for d in dims)
 
 
 class OnnxRuntimeBackend(Backend):
