@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from segedge.backends import default_model_path, load_backend, resolve_checkpoint, resolve_model
-from segedge.cpu import cpu_model, int8_saturates, isa_flags
+from segedge.cpu import bounded_threads, cpu_model, int8_saturates, isa_flags
 from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
@@ -378,9 +378,9 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
 
 
-def with_models_resolved(options: BenchOptions) -> BenchOptions:
-    """Embedded names turned into files. With no model given: the shipped default model, and its PyTorch weights
-    when torch is installed, so eager rows (and every speedup) are there out of the box."""
+def resolved(options: BenchOptions) -> BenchOptions:
+    """Embedded names turned into files and --threads bounded to the cores. With no model given: the shipped default
+    model, and its PyTorch weights when torch is installed, so eager rows (and speedups) are there out of the box."""
     engines = [resolve_model(path) for path in options.engines]
     checkpoint = resolve_checkpoint(options.checkpoint) if options.checkpoint else None
     if not engines and checkpoint is None:
@@ -388,7 +388,7 @@ def with_models_resolved(options: BenchOptions) -> BenchOptions:
         weights = engines[0].with_suffix(".pth")
         if weights.is_file() and importlib.util.find_spec("torch") is not None:
             checkpoint = weights
-    return replace(options, engines=engines, checkpoint=checkpoint)
+    return replace(options, engines=engines, checkpoint=checkpoint, threads=bounded_threads(options.threads))
 
 
 def check_options(options: BenchOptions) -> None:
@@ -423,7 +423,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tup
     """Rows for each requested backend (skipped or failed ones say why), and the video pipeline timing if asked.
 
     Eager torch goes first when asked for, so every other row's speedup and mask agreement are against it."""
-    options = with_models_resolved(options)
+    options = resolved(options)
     check_options(options)
     names = sorted(options.backends, key=lambda name: name != "torch")
     accuracy = AccuracySet(options, echo)

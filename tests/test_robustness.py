@@ -283,6 +283,8 @@ def test_threads_below_one_is_a_one_line_error(tiny_onnx, tmp_path, threads):
     image = noise_image(tmp_path / "a.png", 32)
     result = segedge_in_process("run", image, "--engine", tiny_onnx, "--threads", threads, "-o", tmp_path / "b.png")
     assert_one_line_error(result, f"--threads {threads}")
+    result = segedge_in_process("bench", "--engine", tiny_onnx, "--backends", "onnxruntime", "--threads", threads)
+    assert_one_line_error(result, f"--threads {threads}")
 
 
 def test_threads_beyond_the_cores_are_bounded(tiny_onnx):
