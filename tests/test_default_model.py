@@ -52,9 +52,11 @@ def test_eval_json_on_a_few_val_images(people, tmp_path):
     assert 0.3 < scores["iou"] <= 1.0 and 0.5 < scores["pixel_accuracy"] <= 1.0
 
 
-def test_bench_with_no_arguments_uses_the_default_model_and_its_weights(tmp_path):
+def test_bench_with_no_arguments_uses_the_default_model_and_its_weights(tiny_data, tmp_path):
+    # no model argument; --data only keeps the accuracy columns to 4 images (16 by default) so the test stays quick
     result = subprocess.run([*SEGEDGE, "bench", "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "b.json"),
-                             "--backends", "torch,onnxruntime,onnxruntime-int8"], capture_output=True, text=True)
+                             "--backends", "torch,onnxruntime,onnxruntime-int8", "--data", str(tiny_data / "val")],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["machine"]["cpu"] and isinstance(report["machine"]["isa"], list)  # never compared blindly
