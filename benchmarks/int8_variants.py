@@ -38,8 +38,8 @@ FOLDERS = ("val", "val-portraits", "val-scenes")
 def make_variants(work: Path) -> dict[str, tuple[Path, bool]]:
     """name -> (ONNX file, exact u8u8 kernels)."""
     calib = sample(image_files(PEOPLE / "train"), CALIB_IMAGES)
-    full = to_int8(DEFAULT_MODEL, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=())
-    seven_bit = to_int8(DEFAULT_MODEL, work / "rr.onnx", calib, fp32_prefixes=())
+    full = to_int8(DEFAULT_MODEL, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=()).path
+    seven_bit = to_int8(DEFAULT_MODEL, work / "rr.onnx", calib, fp32_prefixes=()).path
     shipped = DEFAULT_MODEL.with_name("default.int8.onnx")
     return {"fp32": (DEFAULT_MODEL, False), "int8 full-range, u8s8": (full, False),
             "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False),

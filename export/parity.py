@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from segedge.errors import SegedgeError
+from segedge.model_files import read_spec
 from segedge.preprocess import sigmoid, to_model_input
 from segedge.refine import resize_mask
 from segedge.spec import ModelSpec
@@ -70,20 +71,15 @@ def torch_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.nd
         return [model(torch.from_numpy(x)).numpy() for x in inputs]
 
 
-def open_cpu_session(onnx_path: Path, threads: int | None = None):
-    """The runtime backend's own CPU session (exact INT8 kernels where this CPU needs them), so export measures
-    what users will run."""
-    from segedge.backends.onnxruntime import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(onnx_path, "cpu", threads).session
-
-
 def onnx_logits(onnx_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run each 1x3xHxW input; a model exported with a fixed batch B gets the input repeated B times."""
-    session = open_cpu_session(onnx_path)
-    feed = session.get_inputs()[0]
-    batch = feed.shape[0] if isinstance(feed.shape[0], int) else 1
-    return [session.run(None, {feed.name: np.repeat(x, batch, axis=0)})[0][:1] for x in inputs]
+    """Run each 1x3xHxW input on the runtime backend's own CPU session (exact INT8 kernels where this CPU needs
+    them), so export measures what users will run; a model exported with a fixed batch B gets the input repeated B
+    times."""
+    from segedge.backends.onnxruntime import OnnxRuntimeBackend, fixed_batch
+
+    backend = OnnxRuntimeBackend(onnx_path, "cpu")
+    batch = fixed_batch(backend.session)
+    return [backend.infer(np.repeat(x, batch, axis=0))[:1] for x in inputs]
 
 
 def compare(reference: list[np.ndarray], candidate: list[np.ndarray], threshold: float) -> dict:
@@ -104,9 +100,7 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, images: list[np.ndarra
                  spec: ModelSpec | None = None) -> dict:
     """Eager torch vs onnxruntime on the same images: {"images", "max_abs_diff", "max_abs_logit", "mask_iou"}."""
     if spec is None:
-        from segedge.export.onnx import read_spec_file
-
-        spec = read_spec_file(onnx_path)
+        spec = read_spec(onnx_path)
     inputs = model_inputs(images, spec)
     return compare(torch_logits(model, inputs), onnx_logits(onnx_path, inputs), spec.threshold)
 

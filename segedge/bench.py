@@ -5,6 +5,7 @@ measured in one run on the same inputs (warm-up first; GPU work synchronised bef
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -24,8 +25,10 @@ from segedge.cpu import cpu_model, int8_saturates, isa_flags
 from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
+from segedge.model_files import is_format, onnx_path_for, onnx_precision, read_spec
 from segedge.preprocess import to_model_input, to_probabilities
 from segedge.refine import resize_mask
+from segedge.spec import ModelSpec
 
 # Eager torch variants: keyword arguments of TorchBackend. torch-compile is opt-in (minutes of compiling on a CPU).
 TORCH_VARIANTS = {"torch": {}, "torch-fp16": {"half": True}, "torch-channels-last": {"channels_last": True},
@@ -76,11 +79,15 @@ def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count(),
             "cpu": cpu_model(), "isa": isa_flags(), "int8_kernels": "u8u8 or 7-bit weights (no VNNI)"
             if int8_saturates() else "u8s8"}
-    for module in ("onnxruntime", "torch", "tensorrt"):
+    for module in ("onnxruntime", "tensorrt"):
         try:
             info[module] = __import__(module).__version__
         except ImportError:
             pass
+    try:
+        info["torch"] = importlib.metadata.version("torch")  # from its metadata: machine info must not import torch
+    except importlib.metadata.PackageNotFoundError:
+        pass
     torch = sys.modules.get("torch")  # only when already loaded: machine info must not import torch
     if torch is not None and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -205,8 +212,8 @@ class Candidates:
 
     def __init__(self, options: BenchOptions, workdir: Path):
         self.options, self.workdir = options, workdir
-        self.onnx = next((p for p in options.engines if p.suffix == ".onnx"
-                          and not p.name.endswith((".fp16.onnx", ".int8.onnx"))), None)
+        self.onnx = next((p for p in options.engines if is_format(p, "onnxruntime") and onnx_precision(p) == "fp32"),
+                         None)
 
     def path_for(self, name: str) -> Path:
         """The artefact to benchmark for one backend; SegedgeError says why it is skipped."""
@@ -220,7 +227,7 @@ class Candidates:
                 raise SegedgeError("fp16 eager torch needs a CUDA GPU")
             return options.checkpoint
         if name == "tensorrt":
-            engine = next((p for p in options.engines if p.suffix in (".trt", ".engine", ".plan")), None)
+            engine = next((p for p in options.engines if is_format(p, "tensorrt")), None)
             _require("tensorrt", "trt")
             if engine is None:
                 raise SegedgeError("needs --engine MODEL.trt (build one with segedge export --format trt)")
@@ -228,17 +235,18 @@ class Candidates:
         if name == "onnxruntime":
             return self.fp32_onnx()
         precision = name.split("-")[1]
-        given = next((p for p in options.engines if p.name.endswith(f".{precision}.onnx")), None)
+        given = next((p for p in options.engines if is_format(p, "onnxruntime") and onnx_precision(p) == precision),
+                     None)
         if given is not None:
             return given
         fp32 = self.fp32_onnx()
-        shipped = fp32.with_name(fp32.name.replace(".onnx", f".{precision}.onnx"))
+        shipped = onnx_path_for(fp32, precision)
         if shipped.is_file():
             return shipped
         out = self.workdir / shipped.name
         if precision == "fp16":
-            return _precision_function("to_fp16")(fp32, out)
-        return _precision_function("to_int8")(fp32, out, self.calibration_images())
+            return precision_function("to_fp16")(fp32, out).path
+        return precision_function("to_int8")(fp32, out, self.calibration_images()).path
 
     def fp32_onnx(self) -> Path:
         if self.onnx is None:
@@ -265,25 +273,13 @@ class Candidates:
         INT8 was calibrated on), else of --data."""
         from segedge.export.images import CALIB_IMAGES, image_files, recorded_folder, sample
 
-        folder = recorded_folder(_onnx_spec(self.fp32_onnx()), "train") or self.options.data
+        folder = recorded_folder(read_spec(self.fp32_onnx()), "train") or self.options.data
         if folder is None:
             raise SegedgeError("INT8 calibration needs real images: pass --data DIR (images/ + masks/)")
         return sample(image_files(folder), CALIB_IMAGES)
 
 
-def _onnx_spec(path: Path):
-    """The spec embedded in an ONNX file, read without starting a session."""
-    import onnx
-
-    from segedge.spec import SPEC_METADATA_KEY, ModelSpec
-
-    metadata = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    if SPEC_METADATA_KEY not in metadata:
-        raise SegedgeError(f"{path} has no segedge model spec in its metadata; export it with `segedge export`")
-    return ModelSpec.from_json(metadata[SPEC_METADATA_KEY])
-
-
-def _precision_function(name: str):
+def precision_function(name: str):
     """segedge.export.precision.to_fp16/to_int8 (torch side; absent in a runtime-only install)."""
     try:
         from segedge.export import precision
@@ -403,8 +399,8 @@ def check_options(options: BenchOptions) -> None:
                                 ("--batch", options.batch, 1)):
         if value < least:
             raise SegedgeError(f"{label} {value} must be at least {least}")
-    if options.size is not None and (options.size <= 0 or options.size % 16):
-        raise SegedgeError(f"--size {options.size} must be a positive multiple of 16")
+    if options.size is not None and not ModelSpec.fits_size(options.size):
+        raise SegedgeError(f"--size {options.size} must be a positive multiple of {ModelSpec.SIZE_MULTIPLE}")
     for path in [*options.engines, *([options.checkpoint] if options.checkpoint else [])]:
         if not path.is_file():
             raise SegedgeError(f"model file not found: {path}")

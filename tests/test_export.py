@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from segedge.export.images import image_files, read_mask, read_rgb, sample  # noqa: E402
-from segedge.export.onnx import MIN_OPSET, export_checkpoint, read_spec_file  # noqa: E402
+from segedge.export.onnx import MIN_OPSET, export_checkpoint  # noqa: E402
 from segedge.export.parity import check_parity, failures, model_inputs, onnx_logits  # noqa: E402
 from segedge.export.pipeline import checked, plan_outputs  # noqa: E402
 from segedge.export.precision import to_fp16, to_int8  # noqa: E402
@@ -22,6 +22,7 @@ from segedge.training.model import build_model  # noqa: E402
 
 from segedge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from segedge.errors import SegedgeError  # noqa: E402
+from segedge.model_files import ModelFile, read_spec  # noqa: E402
 from segedge.spec import ModelSpec  # noqa: E402
 
 SEGEDGE = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "segedge"
@@ -108,7 +109,7 @@ def test_metadata_is_embedded_and_read_back_by_the_runtime(trained, tmp_path):
 
 def test_dynamic_model_runs_at_two_sizes(trained, tmp_path):
     onnx_path = export_checkpoint(trained, tmp_path / "dyn.onnx", dynamic=True)
-    assert read_spec_file(onnx_path).dynamic
+    assert read_spec(onnx_path).dynamic
     model, _, _ = load_model(trained)
     for shape in ((1, 3, 64, 64), (2, 3, 96, 128)):
         x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
@@ -126,16 +127,16 @@ def test_fp16_and_int8_of_the_shipped_model_stay_within_their_iou_tolerance(peop
 
     from segedge.backends import DEFAULT_MODEL
 
-    spec = read_spec_file(DEFAULT_MODEL)
+    spec = read_spec(DEFAULT_MODEL)
     inputs = model_inputs([read_rgb(f) for f in sample(image_files(people / "val-scenes"), 8)], spec)
     reference = onnx_logits(DEFAULT_MODEL, inputs)
-    fp16 = to_fp16(DEFAULT_MODEL, tmp_path / "m.fp16.onnx")
-    int8 = to_int8(DEFAULT_MODEL, tmp_path / "m.int8.onnx", sample(image_files(people / "train"), 16))
+    fp16 = to_fp16(DEFAULT_MODEL, tmp_path / "m.fp16.onnx").path
+    int8 = to_int8(DEFAULT_MODEL, tmp_path / "m.int8.onnx", sample(image_files(people / "train"), 16)).path
     for path, precision in ((fp16, "fp16"), (int8, "int8")):
-        assert read_spec_file(path).precision == precision
+        assert read_spec(path).precision == precision
         result = compare(reference, onnx_logits(path, inputs), spec.threshold)
         assert failures(result, precision) == [], (precision, result)
-    assert read_spec_file(int8).quantization["reduce_range"] is True
+    assert read_spec(int8).quantization["reduce_range"] is True
     assert int8.stat().st_size < DEFAULT_MODEL.stat().st_size / 2
 
 
@@ -144,7 +145,7 @@ def test_out_of_tolerance_artefact_is_removed(trained, val_images, tmp_path):
     torch.manual_seed(1)
     other = build_model(small_spec("mobilenet_v2")).eval()  # not the model that was exported
     with pytest.raises(SegedgeError, match="disagrees with PyTorch"):
-        checked(onnx_path, "fp32", other, val_images, "val images", print)
+        checked(ModelFile(onnx_path, read_spec(onnx_path)), "fp32", other, val_images, "val images", print)
     assert not onnx_path.exists()
 
 

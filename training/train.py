@@ -186,8 +186,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.size is None:  # resuming or fine-tuning keeps the input size the model was trained at
         known = ModelSpec.from_dict(resume_state["spec"]) if resume_state else init_spec
         cfg = replace(cfg, size=known.input_size[0] if known else DEFAULT_SIZE)
-    if cfg.size % 16 or (cfg.crop and cfg.crop % 16):
-        raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of 16")
+    if not ModelSpec.fits_size(cfg.size) or (cfg.crop and not ModelSpec.fits_size(cfg.crop)):
+        raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of {ModelSpec.SIZE_MULTIPLE}")
     spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder, init_spec)
     model = build_model(spec) if init_model is None else init_model
     if init_model is not None:
