@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from segedge.export.images import CALIB_IMAGES, image_files, read_rgb, sample
+from segedge.export.images import CALIB_IMAGES, image_files, sample
 from segedge.export.precision import to_int8
 
 from segedge.backends import DEFAULT_MODEL
 from segedge.backends.onnxruntime import open_session, spec_from_session
 from segedge.bench import machine_info
+from segedge.media import read_image
 from segedge.metrics import mask_metrics
 from segedge.preprocess import to_model_input
 from segedge.spec import ModelSpec
@@ -52,7 +53,7 @@ def agreement(sessions: dict, spec: ModelSpec) -> dict[str, dict[str, float]]:
     for folder in FOLDERS:
         ious = {variant: [] for variant in scores}
         for path in image_files(PEOPLE / folder):
-            x = to_model_input(read_rgb(path), spec)
+            x = to_model_input(read_image(path), spec)
             reference = sessions["fp32"].run(None, {name: x})[0] > 0
             for variant in ious:
                 ious[variant].append(mask_metrics(sessions[variant].run(None, {name: x})[0] > 0, reference)["iou"])

@@ -14,6 +14,7 @@ from segedge.export.parity import TOLERANCES, check_parity, enforce, ground_trut
 from segedge.export.precision import latency_ms, to_fp16, to_int8
 
 from segedge.errors import SegedgeError
+from segedge.media import read_image
 from segedge.model_files import FORMATS, REDUCED_PRECISIONS, ModelFile, default_path, onnx_path_for
 
 EXPORT_FORMATS = (*(f.export_as for f in FORMATS if f.export_as), "all")
@@ -87,8 +88,9 @@ def parity_images(spec, calib: Path | None) -> tuple[list[np.ndarray], list[np.n
     if not files:
         count = 4
         return image_source.generated_images(count, spec.input_size), [None] * count, "generated images"
-    return ([image_source.read_rgb(f) for f in files], [image_source.read_mask(f) for f in files],
-            f"images from {source}")
+    images = [read_image(f) for f in files]
+    return images, [image_source.read_truth(f, image.shape[:2]) for f, image in zip(files, images, strict=True)], \
+        f"images from {source}"
 
 
 def describe_file(model: ModelFile) -> str:
@@ -124,8 +126,8 @@ def compare_int8(fp32: ModelFile, int8: ModelFile, images, masks) -> dict:
     if masks and all(m is not None for m in masks):
         inputs = model_inputs(images, fp32.spec)
         for name, written in (("fp32", fp32), ("int8", int8)):
-            comparison[f"{name}_iou"] = ground_truth_iou(onnx_logits(written.path, inputs), masks,
-                                                         fp32.spec.threshold)
+            comparison[f"{name}_iou"] = ground_truth_iou(onnx_logits(written.path, inputs), images, masks,
+                                                         written.spec)
     return comparison
 
 

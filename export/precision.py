@@ -11,10 +11,9 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from segedge.export.images import read_rgb
 
 from segedge.errors import SegedgeError
-from segedge.media import atomic_output
+from segedge.media import atomic_output, read_image
 from segedge.model_files import ModelFile, embed_spec, embedded_spec
 from segedge.preprocess import to_model_input
 
@@ -55,7 +54,7 @@ class ImageReader(CalibrationDataReader):
     def get_next(self) -> dict[str, np.ndarray] | None:
         if not self.pending:
             return None
-        x = to_model_input(read_rgb(self.pending.pop(0)), self.spec)
+        x = to_model_input(read_image(self.pending.pop(0)), self.spec)
         return {self.name: np.repeat(x, self.batch, axis=0)}
 
 

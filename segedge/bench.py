@@ -23,11 +23,9 @@ import numpy as np
 from segedge.backends import default_model_path, load_backend, resolve_checkpoint, resolve_model
 from segedge.cpu import cpu_model, int8_saturates, isa_flags
 from segedge.errors import SegedgeError
-from segedge.media import read_image
-from segedge.metrics import mask_metrics
 from segedge.model_files import is_format, onnx_path_for, onnx_precision, read_spec
 from segedge.preprocess import to_model_input, to_probabilities
-from segedge.refine import resize_mask
+from segedge.scoring import mean_iou, person_mask, upsampling_name
 from segedge.spec import ModelSpec
 
 # Eager torch variants: keyword arguments of TorchBackend. torch-compile is opt-in (minutes of compiling on a CPU).
@@ -36,6 +34,8 @@ TORCH_VARIANTS = {"torch": {}, "torch-fp16": {"half": True}, "torch-channels-las
 BACKENDS = (*TORCH_VARIANTS, "onnxruntime", "onnxruntime-fp16", "onnxruntime-int8", "tensorrt")
 DEFAULT_BACKENDS = tuple(name for name in BACKENDS if name != "torch-compile")
 ACCURACY_IMAGES = 16
+ACCURACY_GUIDED = False  # bilinear upsampling, as `segedge eval --no-refine` and the training log: the published
+# IoU/GT figures are bilinear; `segedge eval` (guided by default) scores the matte `segedge run` outputs
 TURN_RUNS = 10  # timed calls per backend per turn (see time_in_turns)
 TURN_PAUSE_S = 0.05  # idle gap before each turn: the previous backend's spinning worker threads go to sleep
 
@@ -178,7 +178,7 @@ class AccuracySet:
 
     def load(self, spec) -> tuple[list[np.ndarray], list[np.ndarray]]:
         if self.images is None:
-            from segedge.pairs import find_pairs, read_mask
+            from segedge.pairs import find_pairs, read_pair
 
             self.folder = accuracy_folder(self.options, spec)
             self.images = []
@@ -187,24 +187,22 @@ class AccuracySet:
                 return self.images, self.truths
             pairs = find_pairs(self.folder)
             picked = [pairs[i] for i in np.linspace(0, len(pairs) - 1, min(ACCURACY_IMAGES, len(pairs))).astype(int)]
-            self.images = [read_image(image) for image, _ in picked]
-            self.truths = [read_mask(mask) for _, mask in picked]
-            self.echo(f"accuracy on {len(picked)} images of {self.folder}")
+            read = [read_pair(image, mask) for image, mask in picked]
+            self.images, self.truths = [image for image, _ in read], [mask for _, mask in read]
+            self.echo(f"accuracy on {len(picked)} images of {self.folder} ({upsampling_name(ACCURACY_GUIDED)} "
+                      f"upsampling, as `segedge eval --no-refine` scores)")
         return self.images, self.truths
 
 
-def _masks(backend, images, size) -> list[np.ndarray]:
-    """Masks at each image's own size, thresholded exactly as `segedge eval` does."""
-    masks = []
-    for image in images:
-        prob = to_probabilities(backend.infer(to_model_input(image, backend.spec, size))[0, 0], backend.spec)
-        masks.append(resize_mask(prob, image.shape[:2]) > backend.spec.threshold)
-    return masks
+def image_masks(backend, images, size) -> list[np.ndarray]:
+    """Masks at each image's own size through segedge.scoring: upsampled bilinearly (ACCURACY_GUIDED), exactly as
+    `segedge eval --no-refine` and the training log score."""
+    return [person_mask(backend.infer(to_model_input(image, backend.spec, size))[0, 0], backend.spec, image,
+                        ACCURACY_GUIDED) for image in images]
 
 
-def _mean_iou(predictions, targets) -> float | None:
-    scores = [mask_metrics(p, t)["iou"] for p, t in zip(predictions, targets, strict=True)]
-    return round(float(np.mean(scores)), 4) if scores else None
+def rounded_iou(predictions, targets) -> float | None:
+    return round(float(mean_iou(predictions, targets)), 4) if targets else None
 
 
 class Candidates:
@@ -346,13 +344,13 @@ def make_row(loaded: Loaded, times: np.ndarray, options: BenchOptions, accuracy:
              ) -> tuple[Row, list]:
     backend, (_, _, height, width) = loaded.backend, loaded.batch.shape
     images, truths = accuracy.load(backend.spec)
-    masks = _masks(backend, images, (height, width))
+    masks = image_masks(backend, images, (height, width))
     p50, p90, p99 = (round(float(v), 2) for v in np.percentile(times, [50, 90, 99]))
     row = Row(backend=loaded.name, precision=_precision(loaded.name, backend), device=backend.device,
               input=f"{options.batch}x3x{height}x{width}", batch=options.batch, p50_ms=p50, p90_ms=p90, p99_ms=p99,
               fps=round(1000 * options.batch / p50, 1),
-              iou_vs_eager=_mean_iou(masks, reference) if reference is not None else None,
-              iou_vs_truth=_mean_iou(masks, truths), size_mb=round(loaded.path.stat().st_size / 2**20, 2),
+              iou_vs_eager=rounded_iou(masks, reference) if reference is not None else None,
+              iou_vs_truth=rounded_iou(masks, truths), size_mb=round(loaded.path.stat().st_size / 2**20, 2),
               memory_mb=loaded.memory_mb, model=str(loaded.path))
     return row, masks
 

@@ -21,7 +21,7 @@ from segedge.effects import DEFAULT_BLUR, apply_effect, parse_color
 from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.preprocess import to_model_input, to_probabilities
-from segedge.refine import resize_mask, shift_threshold, upsample_mask
+from segedge.refine import shift_threshold, upsample
 from segedge.spec import ModelSpec
 
 
@@ -90,7 +90,7 @@ class Segmenter:
 
     def upsample(self, prob: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """Model-resolution probabilities -> the frame's size: guided by the frame when refining, else bilinear."""
-        return upsample_mask(prob, frame) if self.refine else resize_mask(prob, frame.shape[:2])
+        return upsample(prob, frame, self.refine)
 
     def to_matte(self, prob: np.ndarray, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Model-resolution probabilities -> full-resolution matte (guided upsampling, threshold shift)."""

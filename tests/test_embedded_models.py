@@ -8,11 +8,12 @@ import pytest
 from helpers import assert_one_line_error, segedge_in_process
 
 from segedge.backends import DEFAULT_MODEL, MODELS_DIR, embedded_names, load_backend, resolve_model
+from segedge.media import read_image
 from segedge.metrics import mask_metrics
 
 torch = pytest.importorskip("torch")
 
-from segedge.export.images import image_files, read_rgb, sample  # noqa: E402
+from segedge.export.images import image_files, sample  # noqa: E402
 from segedge.export.parity import onnx_logits  # noqa: E402
 from segedge.training.checkpoint import load_model  # noqa: E402
 
@@ -26,7 +27,7 @@ DEFAULT_WEIGHTS = MODELS_DIR / "default.pth"
 def val_inputs(people):
     spec = read_spec(DEFAULT_MODEL)
     files = [f for folder in ("val", "val-portraits", "val-scenes") for f in sample(image_files(people / folder), 3)]
-    return [to_model_input(read_rgb(f), spec) for f in files]
+    return [to_model_input(read_image(f), spec) for f in files]
 
 
 def test_names_resolve_to_the_shipped_files():
@@ -91,7 +92,7 @@ def test_fine_tune_starts_from_the_shipped_weights(tiny_data, tmp_path):
     # two steps at lr 1e-6 move each conv by far less than its own scale: the run started from the shipped weights
     assert all(torch.allclose(tuned[k], shipped[k], atol=1e-3) for k in convs)
     model, _, _ = load_model(tmp_path / "last.pth")
-    inputs = torch.from_numpy(to_model_input(read_rgb(sample(image_files(tiny_data / "val"), 1)[0]),
+    inputs = torch.from_numpy(to_model_input(read_image(sample(image_files(tiny_data / "val"), 1)[0]),
                                              read_spec(DEFAULT_MODEL)))
     with torch.no_grad():
         tuned_mask = model(inputs)[0, 0].numpy() > 0

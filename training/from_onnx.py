@@ -28,6 +28,7 @@ from segedge.training.model import build_model
 from torch import nn
 
 from segedge.errors import SegedgeError
+from segedge.media import read_image
 from segedge.model_files import embedded_spec
 from segedge.preprocess import to_model_input
 from segedge.spec import ModelSpec
@@ -138,9 +139,7 @@ def calibrate_batchnorm(torch_model: nn.Module, bn_of: dict[str, str], batches: 
 
 
 def image_batches(folder: Path, spec: ModelSpec, count: int = CALIB_IMAGES) -> list[torch.Tensor]:
-    from segedge.export.images import read_rgb
-
-    return [torch.from_numpy(to_model_input(read_rgb(p), spec)) for p in sample(image_files(folder), count)]
+    return [torch.from_numpy(to_model_input(read_image(p), spec)) for p in sample(image_files(folder), count)]
 
 
 def recover(onnx_path: Path, calib: Path | None) -> tuple[nn.Module, ModelSpec]:
