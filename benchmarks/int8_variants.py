@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from segedge.export.images import CALIB_IMAGES, image_files, read_rgb, sample
+from segedge.export.images import CALIB_IMAGES, image_files, sample
 from segedge.export.precision import to_int8
 
 from segedge.backends import DEFAULT_MODEL
 from segedge.backends.onnxruntime import open_session, spec_from_session
 from segedge.bench import machine_info
+from segedge.media import read_image
 from segedge.metrics import mask_metrics
 from segedge.preprocess import to_model_input
 from segedge.spec import ModelSpec
@@ -38,8 +39,8 @@ FOLDERS = ("val", "val-portraits", "val-scenes")
 def make_variants(work: Path) -> dict[str, tuple[Path, bool]]:
     """name -> (ONNX file, exact u8u8 kernels)."""
     calib = sample(image_files(PEOPLE / "train"), CALIB_IMAGES)
-    full = to_int8(DEFAULT_MODEL, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=())
-    seven_bit = to_int8(DEFAULT_MODEL, work / "rr.onnx", calib, fp32_prefixes=())
+    full = to_int8(DEFAULT_MODEL, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=()).path
+    seven_bit = to_int8(DEFAULT_MODEL, work / "rr.onnx", calib, fp32_prefixes=()).path
     shipped = DEFAULT_MODEL.with_name("default.int8.onnx")
     return {"fp32": (DEFAULT_MODEL, False), "int8 full-range, u8s8": (full, False),
             "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False),
@@ -52,7 +53,7 @@ def agreement(sessions: dict, spec: ModelSpec) -> dict[str, dict[str, float]]:
     for folder in FOLDERS:
         ious = {variant: [] for variant in scores}
         for path in image_files(PEOPLE / folder):
-            x = to_model_input(read_rgb(path), spec)
+            x = to_model_input(read_image(path), spec)
             reference = sessions["fp32"].run(None, {name: x})[0] > 0
             for variant in ious:
                 ious[variant].append(mask_metrics(sessions[variant].run(None, {name: x})[0] > 0, reference)["iou"])

@@ -9,6 +9,7 @@ import numpy as np
 
 from segedge.errors import SegedgeError
 from segedge.media import IMAGE_EXTENSIONS
+from segedge.pairs import read_mask
 from segedge.spec import ModelSpec
 
 PARITY_IMAGES = 8  # enough to catch a wrong op or layout; few enough to keep export quick on a CPU
@@ -36,20 +37,17 @@ def sample(paths: list[Path], count: int) -> list[Path]:
     return [paths[i] for i in np.linspace(0, len(paths) - 1, count).round().astype(int)]
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SegedgeError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_mask(image_path: Path) -> np.ndarray | None:
-    """The ground-truth mask beside an image (../masks/STEM.png or ../mask/STEM.png), as bool, or None."""
+def read_truth(image_path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The ground-truth mask beside an image (../masks/STEM.png or ../mask/STEM.png) read as segedge.pairs reads
+    masks, or None when there is none, it cannot be read or it is not of the image's (height, width)."""
     for folder in ("masks", "mask"):
         path = image_path.parent.parent / folder / f"{image_path.stem}.png"
         if path.is_file():
-            mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            return None if mask is None else mask > 0
+            try:
+                mask = read_mask(path)
+            except SegedgeError:
+                return None
+            return mask if mask.shape == tuple(size) else None
     return None
 
 

@@ -15,38 +15,13 @@ from segedge.training.checkpoint import load_model
 import segedge
 from segedge.errors import SegedgeError
 from segedge.media import atomic_output
-from segedge.spec import SPEC_METADATA_KEY, ModelSpec
+from segedge.model_files import ModelFile, embed_spec
+from segedge.spec import ModelSpec
 
 log = logging.getLogger("segedge.export")
 MIN_OPSET = 17  # first opset with LayerNormalization and the Resize modes TensorRT 10 parses without plugins
 MAX_OPSET = 20  # torch's TorchScript exporter (torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
 SIMPLIFY_TOLERANCE = 1e-5  # onnxslim only folds/fuses; anything beyond float rounding means it broke the graph
-
-
-def embed_spec(model: onnx.ModelProto, spec: ModelSpec) -> None:
-    """Write the spec (plus a few human-readable keys) into metadata_props, replacing older values."""
-    values = {
-        SPEC_METADATA_KEY: spec.to_json(),
-        "segedge.backbone": spec.backbone,
-        "segedge.input_size": "dynamic" if spec.dynamic else "x".join(map(str, spec.input_size)),
-        "segedge.precision": spec.precision,
-    }
-    kept = [p for p in model.metadata_props if p.key not in values]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for key, value in values.items():
-        model.metadata_props.add(key=key, value=value)
-
-
-def read_spec(model: onnx.ModelProto) -> ModelSpec:
-    for prop in model.metadata_props:
-        if prop.key == SPEC_METADATA_KEY:
-            return ModelSpec.from_json(prop.value)
-    raise SegedgeError("ONNX model has no segedge spec in its metadata")
-
-
-def read_spec_file(path: Path) -> ModelSpec:
-    return read_spec(onnx.load(str(path), load_external_data=False))
 
 
 def check_output_path(out: Path) -> None:
@@ -124,8 +99,9 @@ def trace(model: torch.nn.Module, spec: ModelSpec, path: Path, batch: int, dynam
 
 
 def export_model(model: torch.nn.Module, spec: ModelSpec, out: Path, size: tuple[int, int] | None = None,
-                 dynamic: bool = False, batch: int = 1, opset: int = MIN_OPSET) -> Path:
-    """Trace an eval-mode model to ONNX at `out` (written to a temp file first, renamed when valid)."""
+                 dynamic: bool = False, batch: int = 1, opset: int = MIN_OPSET) -> ModelFile:
+    """Trace an eval-mode model to ONNX at `out` (written to a temp file first, renamed when valid); returns the
+    file with the spec embedded in it."""
     check_opset(opset, out)
     if batch < 1:
         raise SegedgeError(f"batch {batch} must be at least 1")
@@ -140,7 +116,7 @@ def export_model(model: torch.nn.Module, spec: ModelSpec, out: Path, size: tuple
         embed_spec(proto, spec)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-    return out
+    return ModelFile(out, spec)
 
 
 def load_finite_model(checkpoint: str | Path):
@@ -162,4 +138,4 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, *, 
     model, spec, _ = load_finite_model(checkpoint)
     if isinstance(size, int):
         size = (size, size)
-    return export_model(model, spec, out, size=size, dynamic=dynamic, batch=batch, opset=opset)
+    return export_model(model, spec, out, size=size, dynamic=dynamic, batch=batch, opset=opset).path

@@ -1,7 +1,8 @@
 """Does the exported model compute what eager PyTorch computes? Measured on real images at export time.
 
 Both sides get the exact tensor the runtime builds (segedge.preprocess.to_model_input), so a difference can
-only come from the exported graph.
+only come from the exported graph. Masks are scored as `segedge eval` scores (segedge.scoring): probabilities as
+the spec's `output` says, guided upsampling to each image's size, the model's threshold, IoU averaged per image.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import numpy as np
 import torch
 
 from segedge.errors import SegedgeError
-from segedge.preprocess import sigmoid, to_model_input
-from segedge.refine import resize_mask
+from segedge.model_files import read_spec
+from segedge.preprocess import to_model_input
+from segedge.scoring import mean_iou, person_mask
 from segedge.spec import ModelSpec
+
+GUIDED = True  # masks upsampled as `segedge eval` scores by default and `segedge run` outputs
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,8 @@ class Tolerance:
 # Why these numbers:
 # - fp32: the same float32 maths in another summation order; observed differences are ~1e-5 even for
 #   ResNet50, so 1e-3 (scaled by the logit magnitude when it exceeds 1) flags a wrong op, never rounding.
-#   Masks may flip only in pixels whose logit sits on the threshold: IoU >= 0.99.
+#   Masks may flip only in pixels whose logit sits on the threshold: IoU >= 0.99 (a mean over images, so one image
+#   whose small person is cut differently already fails it).
 # - fp16: ~3 significant digits, so logit differences grow with logit size and are only reported; the mask
 #   is what a user sees and must agree to 0.98.
 # - int8: 256 levels per tensor shift boundary pixels; an IoU agreement of 0.90 keeps the mask usable
@@ -38,13 +43,6 @@ TOLERANCES = {
     "fp16": Tolerance(max_logit_diff=None, min_mask_iou=0.98),
     "int8": Tolerance(max_logit_diff=None, min_mask_iou=0.90),
 }
-
-
-def mask_iou(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
-    """IoU of two sets of boolean masks, pooled over all pixels (1.0 when both are empty everywhere)."""
-    inter = sum(int(np.logical_and(a, b).sum()) for a, b in zip(reference, candidate, strict=True))
-    union = sum(int(np.logical_or(a, b).sum()) for a, b in zip(reference, candidate, strict=True))
-    return inter / union if union else 1.0
 
 
 def model_inputs(images: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
@@ -70,32 +68,30 @@ def torch_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.nd
         return [model(torch.from_numpy(x)).numpy() for x in inputs]
 
 
-def open_cpu_session(onnx_path: Path, threads: int | None = None):
-    """The runtime backend's own CPU session (exact INT8 kernels where this CPU needs them), so export measures
-    what users will run."""
-    from segedge.backends.onnxruntime import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(onnx_path, "cpu", threads).session
-
-
 def onnx_logits(onnx_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run each 1x3xHxW input; a model exported with a fixed batch B gets the input repeated B times."""
-    session = open_cpu_session(onnx_path)
-    feed = session.get_inputs()[0]
-    batch = feed.shape[0] if isinstance(feed.shape[0], int) else 1
-    return [session.run(None, {feed.name: np.repeat(x, batch, axis=0)})[0][:1] for x in inputs]
+    """Run each 1x3xHxW input on the runtime backend's own CPU session (exact INT8 kernels where this CPU needs
+    them), so export measures what users will run; a model exported with a fixed batch B gets the input repeated B
+    times."""
+    from segedge.backends.onnxruntime import OnnxRuntimeBackend, fixed_batch
+
+    backend = OnnxRuntimeBackend(onnx_path, "cpu")
+    batch = fixed_batch(backend.session)
+    return [backend.infer(np.repeat(x, batch, axis=0))[:1] for x in inputs]
 
 
-def compare(reference: list[np.ndarray], candidate: list[np.ndarray], threshold: float) -> dict:
-    """Max abs logit difference, the largest reference logit, and IoU of the thresholded masks."""
-    def masks(logits):
-        return [sigmoid(x) > threshold for x in logits]
+def image_masks(outputs: list[np.ndarray], images: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
+    """1x1xhxw model outputs -> boolean masks at each image's size (segedge.scoring.person_mask)."""
+    return [person_mask(x[0, 0], spec, image, GUIDED) for x, image in zip(outputs, images, strict=True)]
 
+
+def compare(reference: list[np.ndarray], candidate: list[np.ndarray], images: list[np.ndarray],
+            spec: ModelSpec) -> dict:
+    """Max abs logit difference, the largest reference logit, and the mean per-image IoU of the two models' masks."""
     return {
         "images": len(reference),
         "max_abs_diff": max(float(np.abs(r - c).max()) for r, c in zip(reference, candidate, strict=True)),
         "max_abs_logit": max(float(np.abs(r).max()) for r in reference),
-        "mask_iou": mask_iou(masks(reference), masks(candidate)),
+        "mask_iou": mean_iou(image_masks(reference, images, spec), image_masks(candidate, images, spec)),
         "finite": all(np.isfinite(x).all() for x in (*reference, *candidate)),
     }
 
@@ -104,11 +100,9 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, images: list[np.ndarra
                  spec: ModelSpec | None = None) -> dict:
     """Eager torch vs onnxruntime on the same images: {"images", "max_abs_diff", "max_abs_logit", "mask_iou"}."""
     if spec is None:
-        from segedge.export.onnx import read_spec_file
-
-        spec = read_spec_file(onnx_path)
+        spec = read_spec(onnx_path)
     inputs = model_inputs(images, spec)
-    return compare(torch_logits(model, inputs), onnx_logits(onnx_path, inputs), spec.threshold)
+    return compare(torch_logits(model, inputs), onnx_logits(onnx_path, inputs), images, spec)
 
 
 def failures(result: dict, precision: str) -> list[str]:
@@ -131,7 +125,7 @@ def enforce(result: dict, precision: str, onnx_path: Path) -> None:
                            "artefact removed")
 
 
-def ground_truth_iou(logits: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> float:
-    """Pooled IoU to ground-truth masks, prediction resized to each mask (as `segedge eval` scores)."""
-    predictions = [resize_mask(sigmoid(x[0, 0]), mask.shape) > threshold for x, mask in zip(logits, masks, strict=True)]
-    return mask_iou(masks, predictions)
+def ground_truth_iou(outputs: list[np.ndarray], images: list[np.ndarray], truths: list[np.ndarray],
+                     spec: ModelSpec) -> float:
+    """Mean per-image IoU to ground-truth masks, scored as `segedge eval` scores."""
+    return mean_iou(image_masks(outputs, images, spec), truths)

@@ -9,21 +9,16 @@ from pathlib import Path
 
 import numpy as np
 from segedge.export import images as image_source
-from segedge.export.onnx import (
-    MIN_OPSET,
-    check_opset,
-    check_output_path,
-    export_model,
-    load_finite_model,
-    read_spec_file,
-)
+from segedge.export.onnx import MIN_OPSET, check_opset, check_output_path, export_model, load_finite_model
 from segedge.export.parity import TOLERANCES, check_parity, enforce, ground_truth_iou, model_inputs, onnx_logits
 from segedge.export.precision import latency_ms, to_fp16, to_int8
 
 from segedge.errors import SegedgeError
+from segedge.media import read_image
+from segedge.model_files import FORMATS, REDUCED_PRECISIONS, ModelFile, default_path, onnx_path_for
 
-FORMATS = ("onnx", "trt", "all")
-PRECISIONS = ("fp32", "fp16", "int8")
+EXPORT_FORMATS = (*(f.export_as for f in FORMATS if f.export_as), "all")
+PRECISIONS = ("fp32", *REDUCED_PRECISIONS)
 
 
 @dataclass
@@ -63,8 +58,8 @@ class ExportResult:
 
 
 def resolve_precision(fmt: str, precision: str | None) -> str:
-    if fmt not in FORMATS:
-        raise SegedgeError(f"unknown format {fmt!r}; choose {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise SegedgeError(f"unknown format {fmt!r}; choose {', '.join(EXPORT_FORMATS)}")
     if precision is not None and precision not in PRECISIONS:
         raise SegedgeError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS)}")
     return precision or ("fp32" if fmt == "onnx" else "fp16")
@@ -75,17 +70,16 @@ def plan_outputs(checkpoint: Path, out: Path | None, fmt: str, precision: str) -
     (FP32, or the Q/DQ INT8 one) is written beside it. all: OUT is the FP32 ONNX; the others sit beside it."""
     checkpoint = Path(checkpoint)
     if fmt == "onnx":
-        if precision == "fp32":
-            return Outputs(Path(out) if out else checkpoint.with_suffix(".onnx"), None, None)
-        return Outputs(None, Path(out) if out else checkpoint.with_suffix(f".{precision}.onnx"), None)
+        onnx = Path(out) if out else onnx_path_for(checkpoint, precision)
+        return Outputs(onnx, None, None) if precision == "fp32" else Outputs(None, onnx, None)
     if fmt == "trt":
-        engine = Path(out) if out else checkpoint.with_suffix(".trt")
+        engine = Path(out) if out else default_path(checkpoint, "tensorrt")
         if precision == "int8":
-            return Outputs(None, engine.with_suffix(".int8.onnx"), engine)
-        return Outputs(engine.with_suffix(".onnx"), None, engine)
-    base = Path(out) if out else checkpoint.with_suffix(".onnx")
-    reduced = base.with_suffix(f".{precision}.onnx") if precision != "fp32" else None
-    return Outputs(base, reduced, base.with_suffix(".trt"))
+            return Outputs(None, onnx_path_for(engine, "int8"), engine)
+        return Outputs(onnx_path_for(engine, "fp32"), None, engine)
+    base = Path(out) if out else onnx_path_for(checkpoint, "fp32")
+    reduced = onnx_path_for(base, precision) if precision != "fp32" else None
+    return Outputs(base, reduced, default_path(base, "tensorrt"))
 
 
 def parity_images(spec, calib: Path | None) -> tuple[list[np.ndarray], list[np.ndarray | None], str]:
@@ -94,12 +88,13 @@ def parity_images(spec, calib: Path | None) -> tuple[list[np.ndarray], list[np.n
     if not files:
         count = 4
         return image_source.generated_images(count, spec.input_size), [None] * count, "generated images"
-    return ([image_source.read_rgb(f) for f in files], [image_source.read_mask(f) for f in files],
-            f"images from {source}")
+    images = [read_image(f) for f in files]
+    return images, [image_source.read_truth(f, image.shape[:2]) for f, image in zip(files, images, strict=True)], \
+        f"images from {source}"
 
 
-def describe_file(path: Path) -> str:
-    spec = read_spec_file(path)
+def describe_file(model: ModelFile) -> str:
+    spec, path = model.spec, model.path
     shape = "dynamic batch/H/W, nominal " if spec.dynamic else ""
     return (f"{path} ({path.stat().st_size / 1e6:.1f} MB, {spec.precision}, input {spec.input_name} "
             f"{shape}{'x'.join(map(str, spec.input_size))}, opset {spec.versions.get('opset', '?')})")
@@ -112,27 +107,27 @@ def describe_parity(result: dict, precision: str, source: str) -> str:
             f"{diff_tol}, mask IoU {result['mask_iou']:.4f} (tol >= {tol.min_mask_iou})")
 
 
-def checked(path: Path, precision: str, model, images, source: str, echo) -> dict:
+def checked(written: ModelFile, precision: str, model, images, source: str, echo) -> dict:
     """Parity of one written artefact; the artefact is removed when it is out of tolerance."""
     try:
-        result = check_parity(model, path, images)
-        enforce(result, precision, path)
+        result = check_parity(model, written.path, images, written.spec)
+        enforce(result, precision, written.path)
     except BaseException:
-        path.unlink(missing_ok=True)
+        written.path.unlink(missing_ok=True)
         raise
-    echo(f"wrote {describe_file(path)}")
+    echo(f"wrote {describe_file(written)}")
     echo(describe_parity(result, precision, source))
     return result
 
 
-def compare_int8(fp32: Path, int8: Path, images, masks) -> dict:
+def compare_int8(fp32: ModelFile, int8: ModelFile, images, masks) -> dict:
     """CPU latency of both models and, when ground truth is at hand, their IoU to it."""
-    comparison = {"fp32_ms": latency_ms(fp32), "int8_ms": latency_ms(int8)}
+    comparison = {"fp32_ms": latency_ms(fp32.path), "int8_ms": latency_ms(int8.path)}
     if masks and all(m is not None for m in masks):
-        spec = read_spec_file(fp32)
-        inputs = model_inputs(images, spec)
-        comparison["fp32_iou"] = ground_truth_iou(onnx_logits(fp32, inputs), masks, spec.threshold)
-        comparison["int8_iou"] = ground_truth_iou(onnx_logits(int8, inputs), masks, spec.threshold)
+        inputs = model_inputs(images, fp32.spec)
+        for name, written in (("fp32", fp32), ("int8", int8)):
+            comparison[f"{name}_iou"] = ground_truth_iou(onnx_logits(written.path, inputs), images, masks,
+                                                         written.spec)
     return comparison
 
 
@@ -161,34 +156,34 @@ def export(options: ExportOptions, echo: Callable[[str], None] = print) -> Expor
     result = ExportResult(outputs, precision)
     size = (options.size, options.size) if options.size else None
     with tempfile.TemporaryDirectory(prefix="segedge-export-") as work:
-        fp32 = outputs.onnx or Path(work) / "model.onnx"
-        export_model(model, spec, fp32, size=size, dynamic=options.dynamic, batch=options.batch, opset=options.opset)
+        fp32 = export_model(model, spec, outputs.onnx or Path(work) / "model.onnx", size=size,
+                            dynamic=options.dynamic, batch=options.batch, opset=options.opset)
         if outputs.onnx is not None:
             result.parity["fp32"] = checked(fp32, "fp32", model, images, source, echo)
         else:  # an intermediate: still checked, so a reduced model is never blamed for an export bug
-            enforce(check_parity(model, fp32, images), "fp32", options.checkpoint)
+            enforce(check_parity(model, fp32.path, images, fp32.spec), "fp32", options.checkpoint)
+        engine_source = fp32
         if precision == "fp16" and outputs.reduced is not None:
-            to_fp16(fp32, outputs.reduced)
-            result.parity["fp16"] = checked(outputs.reduced, "fp16", model, images, source, echo)
+            fp16 = to_fp16(fp32.path, outputs.reduced)
+            result.parity["fp16"] = checked(fp16, "fp16", model, images, source, echo)
         if precision == "int8":
             calib = image_source.calibration_files(spec, options.calib, Path(options.checkpoint))
             for_tensorrt = outputs.engine is not None
-            to_int8(fp32, outputs.reduced, calib, tensorrt=for_tensorrt)
-            result.parity["int8"] = checked(outputs.reduced, "int8", model, images, source, echo)
+            engine_source = to_int8(fp32.path, outputs.reduced, calib, tensorrt=for_tensorrt)
+            result.parity["int8"] = checked(engine_source, "int8", model, images, source, echo)
             echo(f"  calibrated on {len(calib)} images{' (symmetric, for TensorRT)' if for_tensorrt else ''}")
-            result.int8 = compare_int8(fp32, outputs.reduced, images, masks)
+            result.int8 = compare_int8(fp32, engine_source, images, masks)
             for line in describe_int8(result.int8):
                 echo(line)
         if outputs.engine is not None:
-            result.engine_info = build_trt(options, outputs, precision, fp32, echo)
+            result.engine_info = build_trt(options, outputs, precision, engine_source, echo)
     return result
 
 
-def build_trt(options: ExportOptions, outputs: Outputs, precision: str, fp32: Path, echo) -> dict:
+def build_trt(options: ExportOptions, outputs: Outputs, precision: str, source: ModelFile, echo) -> dict:
     from segedge.export.tensorrt import EngineRequest, build_engine
 
-    source = outputs.reduced if precision == "int8" else fp32
-    request = EngineRequest(onnx_path=source, engine_path=outputs.engine, spec=read_spec_file(source),
+    request = EngineRequest(onnx_path=source.path, engine_path=outputs.engine, spec=source.spec,
                             precision=precision, batch=options.batch, workspace_gb=options.workspace_gb,
                             timing_cache=options.timing_cache)
     engine, info = build_engine(request)

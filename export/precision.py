@@ -11,41 +11,41 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from segedge.export.images import read_rgb
-from segedge.export.onnx import embed_spec, read_spec
 
 from segedge.errors import SegedgeError
-from segedge.media import atomic_output
+from segedge.media import atomic_output, read_image
+from segedge.model_files import ModelFile, embed_spec, embedded_spec
 from segedge.preprocess import to_model_input
 
 
-def _save_with_precision(model: onnx.ModelProto, out: Path, precision: str, quantization: dict | None = None) -> Path:
+def save_with_precision(model: onnx.ModelProto, out: Path, precision: str, quantization: dict | None = None
+                        ) -> ModelFile:
     """Record the precision (and how INT8 was made) in the embedded spec, check, then write atomically."""
-    spec = read_spec(model)
+    spec = embedded_spec(model, out)
     spec.precision = precision
     spec.quantization = quantization or {}
     embed_spec(model, spec)
     onnx.checker.check_model(model)
     with atomic_output(out) as tmp:
         onnx.save(model, str(tmp))
-    return Path(out)
+    return ModelFile(Path(out), spec)
 
 
-def to_fp16(onnx_path: str | Path, out: str | Path) -> Path:
+def to_fp16(onnx_path: str | Path, out: str | Path) -> ModelFile:
     """FP16 weights and compute; inputs and outputs stay FP32 so callers feed and read the same tensors."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
     OnnxModel(model).topological_sort()  # the converter appends its input casts last; onnx.checker wants order
-    return _save_with_precision(model, Path(out), "fp16")
+    return save_with_precision(model, Path(out), "fp16")
 
 
 class ImageReader(CalibrationDataReader):
     """onnxruntime CalibrationDataReader over image files, pre-processed exactly as the runtime does."""
 
     def __init__(self, images: list[Path], model: onnx.ModelProto):
-        self.spec = read_spec(model)
+        self.spec = embedded_spec(model)
         graph_input = model.graph.input[0]
         self.name = graph_input.name
         self.batch = graph_input.type.tensor_type.shape.dim[0].dim_value or 1
@@ -54,7 +54,7 @@ class ImageReader(CalibrationDataReader):
     def get_next(self) -> dict[str, np.ndarray] | None:
         if not self.pending:
             return None
-        x = to_model_input(read_rgb(self.pending.pop(0)), self.spec)
+        x = to_model_input(read_image(self.pending.pop(0)), self.spec)
         return {self.name: np.repeat(x, self.batch, axis=0)}
 
 
@@ -68,7 +68,7 @@ FP32_NODE_PREFIXES = {
 
 
 def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *, tensorrt: bool = False,
-            reduce_range: bool | None = None, fp32_prefixes: tuple[str, ...] | None = None) -> Path:
+            reduce_range: bool | None = None, fp32_prefixes: tuple[str, ...] | None = None) -> ModelFile:
     """Static INT8 quantisation to a Q/DQ ONNX, per-channel weights, calibrated on `calib_images`.
 
     For onnxruntime on CPUs: uint8 activations (u8s8 kernels are the fast ones) and 7-bit weights
@@ -81,7 +81,7 @@ def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *,
     if not calib_images:
         raise SegedgeError(f"INT8 quantisation of {onnx_path} needs at least one calibration image")
     model = onnx.load(str(onnx_path))
-    spec = read_spec(model)
+    spec = embedded_spec(model, onnx_path)
     reader = ImageReader(list(calib_images), model)
     options = {"ActivationSymmetric": True, "WeightSymmetric": True} if tensorrt else {}
     reduce_range = not tensorrt if reduce_range is None else reduce_range
@@ -102,23 +102,20 @@ def to_int8(onnx_path: str | Path, out: str | Path, calib_images: list[Path], *,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep_fp32,
             extra_options=options,
         )
-        return _save_with_precision(onnx.load(str(quantized)), Path(out), "int8", quantization)
+        return save_with_precision(onnx.load(str(quantized)), Path(out), "int8", quantization)
 
 
 def latency_ms(onnx_path: Path, runs: int = 20, threads: int | None = None) -> float:
-    """Median wall time of one batch on onnxruntime CPU, after two warm-up runs."""
-    from segedge.export.parity import open_cpu_session
+    """Median wall time of one batch on the runtime's onnxruntime CPU session, after two warm-up runs."""
+    from segedge.backends.onnxruntime import OnnxRuntimeBackend, fixed_batch
 
-    session = open_cpu_session(onnx_path, threads)
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    spec = read_spec(model)
-    feed = session.get_inputs()[0]
-    batch = feed.shape[0] if isinstance(feed.shape[0], int) else 1
-    x = np.random.default_rng(0).standard_normal((batch, 3, *spec.input_size), dtype=np.float32)
+    backend = OnnxRuntimeBackend(onnx_path, "cpu", threads)
+    shape = (fixed_batch(backend.session), 3, *backend.spec.input_size)
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     times = []
     for i in range(runs + 2):
         start = time.perf_counter()
-        session.run(None, {feed.name: x})
+        backend.infer(x)
         if i >= 2:
             times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000

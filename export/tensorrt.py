@@ -6,7 +6,6 @@ Everything here except `build_with_api` runs without TensorRT, so it is unit-tes
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -19,10 +18,6 @@ from segedge.media import atomic_output
 from segedge.spec import ModelSpec
 
 DEFAULT_WORKSPACE_GB = 4.0
-# A dynamic engine serves sizes from half to twice the training size: wide enough for portrait and
-# landscape frames, narrow enough that TensorRT still picks fast kernels for the optimum shape.
-DYNAMIC_MIN_SCALE, DYNAMIC_MAX_SCALE = 0.5, 2.0
-SIZE_MULTIPLE = 16  # output stride of the model
 INSTALL_HINT = ("TensorRT is not installed: pip install 'segedge[trt]' on a machine with an NVIDIA GPU, "
                 "or put trtexec (from the TensorRT tarball) on PATH")
 
@@ -58,21 +53,15 @@ class EngineRequest:
             self.timing_cache = default_timing_cache(self.engine_path)
 
 
-def _multiple_of_16(value: float, up: bool) -> int:
-    """Round outwards (min down, max up) so the profile covers at least the intended range."""
-    steps = math.ceil(value / SIZE_MULTIPLE) if up else math.floor(value / SIZE_MULTIPLE)
-    return max(SIZE_MULTIPLE, steps * SIZE_MULTIPLE)
-
-
 def profile_for(spec: ModelSpec, batch: int = 1) -> Profile:
-    """Fixed models: one shape. Dynamic models: batch 1..`batch`, sizes 0.5x..2x training, optimum at training."""
+    """Fixed models: one shape. Dynamic models: batch 1..`batch`, the sides the spec's DYNAMIC_RANGE serves
+    (rounded outwards to multiples of its SIZE_MULTIPLE), optimum at training."""
     height, width = spec.input_size
     fixed = (batch, 3, height, width)
     if not spec.dynamic:
         return Profile(fixed, fixed, fixed)
-    low = (1, 3, *(_multiple_of_16(side * DYNAMIC_MIN_SCALE, up=False) for side in (height, width)))
-    high = (batch, 3, *(_multiple_of_16(side * DYNAMIC_MAX_SCALE, up=True) for side in (height, width)))
-    return Profile(low, fixed, high)
+    (min_h, max_h), (min_w, max_w) = (spec.dynamic_sides(side, outward=True) for side in (height, width))
+    return Profile((1, 3, min_h, min_w), fixed, (batch, 3, max_h, max_w))
 
 
 def default_timing_cache(engine_path: Path) -> Path:
@@ -208,7 +197,7 @@ def choose_builder(engine_path: Path) -> tuple[str, object]:
 def build_engine(request: EngineRequest) -> tuple[Path, dict]:
     """Build the engine and write its sidecar; returns (engine path, sidecar info)."""
     kind, tool = choose_builder(request.engine_path)
-    from segedge.engine_sidecar import write_sidecar
+    from segedge.model_files import write_sidecar
 
     spec = ModelSpec.from_dict({**request.spec.to_dict(), "precision": request.precision})
     try:

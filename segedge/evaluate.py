@@ -9,9 +9,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from segedge.errors import SegedgeError
-from segedge.media import read_image
 from segedge.metrics import MetricAverager
-from segedge.pairs import find_pairs, read_mask
+from segedge.pairs import find_pairs, read_pair
+from segedge.scoring import image_mask, upsampling_name
 
 log = logging.getLogger("segedge")
 
@@ -20,9 +20,9 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
              limit: int | None = None) -> dict:
     """Mean per-image foreground IoU, mIoU, Dice and pixel accuracy, plus image count and model ms per image.
 
-    Predictions are upsampled to the mask size (the ground truth is never resized) the way the segmenter does it:
-    guided by the image when `segmenter.refine` (the matte `segedge run` outputs), else plain bilinear (the figure
-    the training log reports), then thresholded at the model's threshold.
+    Scored through segedge.scoring: predictions are upsampled to the mask size (the ground truth is never resized)
+    the way the segmenter does it: guided by the image when `segmenter.refine` (the matte `segedge run` outputs),
+    else plain bilinear (the figure the training log reports), then thresholded at the model's threshold.
     `ms_per_image` covers pre-processing and inference (not file decoding or scoring). Pairs that cannot be read
     or whose image and mask differ in size are warned about by name and listed under `skipped`.
     """
@@ -33,22 +33,18 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
     scores, model_seconds, skipped = MetricAverager(), 0.0, []
     for image_path, mask_path in tqdm(pairs, unit="img", desc=Path(data_dir).name, disable=quiet):
         try:
-            image, mask = read_image(image_path), read_mask(mask_path)
-        except SegedgeError as exc:
+            image, mask = read_pair(image_path, mask_path)
+        except SegedgeError as exc:  # unreadable, or image and mask differ in size
             log.warning("skipped: %s", exc)
-            skipped.append(image_path.name)
-            continue
-        if image.shape[:2] != mask.shape:
-            log.warning("skipped: %s and %s differ in size", image_path, mask_path)
             skipped.append(image_path.name)
             continue
         started = time.perf_counter()
         prob = segmenter.probabilities([image])[0]
         model_seconds += time.perf_counter() - started
-        scores.add(segmenter.upsample(prob, image) > threshold, mask)
+        scores.add(image_mask(prob, image, segmenter.refine, threshold), mask)
     if scores.count == 0:
         raise SegedgeError(f"{data_dir}: none of the {len(pairs)} pairs could be read")
     return {**{k: round(v, 5) for k, v in scores.result().items()}, "images": scores.count,
             "ms_per_image": round(1000 * model_seconds / scores.count, 2), "skipped": skipped,
             "model": segmenter.backend.describe(), "threshold": threshold,
-            "upsampling": "guided" if segmenter.refine else "bilinear"}
+            "upsampling": upsampling_name(segmenter.refine)}

@@ -1,4 +1,8 @@
-"""Image/mask pairs on disk, shared by training (torch side) and `segedge eval` (torch-free)."""
+"""Image/mask pairs on disk, shared by training (torch side), `segedge eval`, bench and export (torch-free).
+
+The one reader of ground truth: images through segedge.media.read_image (RGB uint8, EXIF-turned), masks through
+read_mask (a pixel is person above half of 255: 0/255 masks, soft 0-255 mattes cut at 128, and 0/1 masks).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import cv2
 import numpy as np
 
 from segedge.errors import SegedgeError
-from segedge.media import IMAGE_EXTENSIONS
+from segedge.media import IMAGE_EXTENSIONS, read_image
 
 log = logging.getLogger("segedge")
 FOLDER_NAMES = (("images", "masks"), ("image", "mask"))
@@ -41,9 +45,21 @@ def find_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+MASK_THRESHOLD = 127  # 0-255 masks: person above it; masks holding only 0/1 are read as they are
+
+
 def read_mask(path: str | Path) -> np.ndarray:
-    """Boolean person mask from a PNG holding 0/255 or 0/1."""
+    """Boolean person mask from a PNG holding 0/255 (soft values count as person above 127) or 0/1."""
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise SegedgeError(f"cannot read mask {path}")
-    return mask > (127 if mask.max() > 1 else 0)
+    return mask > (MASK_THRESHOLD if mask.max() > 1 else 0)
+
+
+def read_pair(image_path: str | Path, mask_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 image and boolean mask of the same size; SegedgeError naming the file otherwise."""
+    image, mask = read_image(image_path), read_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        raise SegedgeError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]}, "
+                           f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]}")
+    return image, mask

@@ -42,9 +42,15 @@ def upsample_mask(prob: np.ndarray, frame_rgb: np.ndarray, radius: int = DEFAULT
 
 
 def resize_mask(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Plain bilinear upsampling to (height, width): what `segedge eval` scores, no image guidance."""
+    """Plain bilinear upsampling to (height, width), no image guidance (`segedge eval --no-refine`)."""
     height, width = size
     return cv2.resize(prob.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def upsample(prob: np.ndarray, frame_rgb: np.ndarray, guided: bool = True) -> np.ndarray:
+    """Model-resolution probabilities -> the frame's size: guided by the frame (upsample_mask), else plain bilinear
+    (resize_mask)."""
+    return upsample_mask(prob, frame_rgb) if guided else resize_mask(prob, frame_rgb.shape[:2])
 
 
 def shift_threshold(prob: np.ndarray, threshold: float) -> np.ndarray:

@@ -21,16 +21,14 @@ from segedge.effects import DEFAULT_BLUR, apply_effect, parse_color
 from segedge.errors import SegedgeError
 from segedge.media import read_image
 from segedge.preprocess import to_model_input, to_probabilities
-from segedge.refine import resize_mask, shift_threshold, upsample_mask
+from segedge.refine import shift_threshold, upsample
 from segedge.spec import ModelSpec
-
-SIZE_MULTIPLE = 16  # the network downsamples by 16; dynamic models take any multiple of it
-DYNAMIC_RANGE = (0.5, 2.0)  # per side, relative to the training size: the range exported TensorRT profiles cover
 
 
 def model_size(frame_size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
     """(height, width) to run a frame at: the model's fixed size, or for a dynamic model the frame's aspect ratio
-    at the training pixel count, each side a multiple of 16 within the range dynamic engines are built for."""
+    at the training pixel count, each side a multiple of the spec's SIZE_MULTIPLE within the sides dynamic
+    artefacts serve (ModelSpec.dynamic_sides)."""
     if not spec.dynamic:
         return spec.input_size
     height, width = frame_size
@@ -38,8 +36,8 @@ def model_size(frame_size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
     scale = math.sqrt(train_h * train_w / (height * width))
 
     def side(value: float, trained: int) -> int:
-        low, high = (math.ceil(trained * DYNAMIC_RANGE[0] / SIZE_MULTIPLE), trained * DYNAMIC_RANGE[1] // SIZE_MULTIPLE)
-        return SIZE_MULTIPLE * int(min(max(round(value / SIZE_MULTIPLE), low, 1), high))
+        low, high = spec.dynamic_sides(trained)
+        return min(max(spec.SIZE_MULTIPLE * round(value / spec.SIZE_MULTIPLE), low), high)
 
     return side(height * scale, train_h), side(width * scale, train_w)
 
@@ -92,7 +90,7 @@ class Segmenter:
 
     def upsample(self, prob: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """Model-resolution probabilities -> the frame's size: guided by the frame when refining, else bilinear."""
-        return upsample_mask(prob, frame) if self.refine else resize_mask(prob, frame.shape[:2])
+        return upsample(prob, frame, self.refine)
 
     def to_matte(self, prob: np.ndarray, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Model-resolution probabilities -> full-resolution matte (guided upsampling, threshold shift)."""

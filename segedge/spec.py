@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from segedge.errors import SegedgeError
 
@@ -27,12 +28,17 @@ class ModelSpec:
     Output: one channel of person logits at input resolution (the runtime applies sigmoid).
     """
 
+    SIZE_MULTIPLE: ClassVar[int] = 16  # the network downsamples by 16: every input side is a multiple of it
+    # A dynamic artefact serves sides from half to twice the trained ones: wide enough for portrait and landscape
+    # frames, narrow enough that TensorRT still picks fast kernels for the trained shape.
+    DYNAMIC_RANGE: ClassVar[tuple[float, float]] = (0.5, 2.0)
+
     backbone: str = "mobilenet_v2"
     head_channels: int = 256
     low_level_channels: int = 48
     separable: bool = False
     input_size: tuple[int, int] = (256, 256)  # (height, width) the model was trained/exported at
-    dynamic: bool = False  # True when the artefact accepts any H, W divisible by 16
+    dynamic: bool = False  # True when the artefact accepts any H, W that are multiples of SIZE_MULTIPLE
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     channel_order: str = "RGB"
@@ -91,14 +97,27 @@ class ModelSpec:
 
     def validate(self) -> None:
         height, width = self.input_size
-        if height % 16 or width % 16 or height <= 0 or width <= 0:
-            raise SegedgeError(f"model input size {height}x{width} must be positive multiples of 16")
+        if not (self.fits_size(height) and self.fits_size(width)):
+            raise SegedgeError(f"model input size {height}x{width} must be positive multiples of {self.SIZE_MULTIPLE}")
         if self.channel_order != "RGB" or self.layout != "NCHW":
             raise SegedgeError(f"unsupported input convention {self.channel_order}/{self.layout}; expected RGB/NCHW")
         if self.output not in ("logits", "probabilities"):
             raise SegedgeError(f"unsupported model output kind {self.output!r}")
         if not 0.0 < self.threshold < 1.0:
             raise SegedgeError(f"threshold {self.threshold} must be between 0 and 1")
+
+    @classmethod
+    def fits_size(cls, side: int) -> bool:
+        """Whether a model can take an input side of this many pixels."""
+        return side > 0 and side % cls.SIZE_MULTIPLE == 0
+
+    def dynamic_sides(self, trained: int, outward: bool = False) -> tuple[int, int]:
+        """Smallest and largest side a dynamic artefact serves for a trained side of `trained` pixels: multiples of
+        SIZE_MULTIPLE within DYNAMIC_RANGE (what the runtime picks), or with `outward` just covering it (the
+        TensorRT profile, so every size the runtime picks lies inside it)."""
+        low, high = (trained * scale / self.SIZE_MULTIPLE for scale in self.DYNAMIC_RANGE)
+        low, high = (math.floor(low), math.ceil(high)) if outward else (math.ceil(low), math.floor(high))
+        return self.SIZE_MULTIPLE * max(1, low), self.SIZE_MULTIPLE * max(1, high)
 
     def architecture(self) -> dict[str, Any]:
         """Keyword arguments that rebuild the torch model."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from segedge.backends import DEFAULT_MODEL
+from segedge.media import read_image
 from segedge.metrics import mask_metrics
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no default model shipped in segedge/models")
@@ -77,7 +78,7 @@ INT8_AGREEMENT = {"val": 0.98, "val-portraits": 0.98, "val-scenes": 0.95}
 
 @pytest.mark.parametrize("folder", list(INT8_AGREEMENT))
 def test_shipped_int8_agrees_with_shipped_fp32_on_this_cpu(people, folder):
-    from segedge.export.images import image_files, read_rgb, sample
+    from segedge.export.images import image_files, sample
 
     from segedge.backends import load_backend
     from segedge.preprocess import to_model_input
@@ -87,6 +88,6 @@ def test_shipped_int8_agrees_with_shipped_fp32_on_this_cpu(people, folder):
     assert int8.spec.precision == "int8"
     ious = []
     for path in sample(image_files(people / folder), 16):
-        x = to_model_input(read_rgb(path), fp32.spec)
+        x = to_model_input(read_image(path), fp32.spec)
         ious.append(mask_metrics(int8.infer(x)[0, 0] > 0, fp32.infer(x)[0, 0] > 0)["iou"])
     assert np.mean(ious) >= INT8_AGREEMENT[folder], f"{folder}: {np.mean(ious):.4f}"

@@ -8,15 +8,16 @@ import pytest
 from helpers import assert_one_line_error, segedge_in_process
 
 from segedge.backends import DEFAULT_MODEL, MODELS_DIR, embedded_names, load_backend, resolve_model
+from segedge.media import read_image
 from segedge.metrics import mask_metrics
 
 torch = pytest.importorskip("torch")
 
-from segedge.export.images import image_files, read_rgb, sample  # noqa: E402
-from segedge.export.onnx import read_spec_file  # noqa: E402
+from segedge.export.images import image_files, sample  # noqa: E402
 from segedge.export.parity import onnx_logits  # noqa: E402
 from segedge.training.checkpoint import load_model  # noqa: E402
 
+from segedge.model_files import read_spec  # noqa: E402
 from segedge.preprocess import to_model_input  # noqa: E402
 
 DEFAULT_WEIGHTS = MODELS_DIR / "default.pth"
@@ -24,9 +25,9 @@ DEFAULT_WEIGHTS = MODELS_DIR / "default.pth"
 
 @pytest.fixture(scope="module")
 def val_inputs(people):
-    spec = read_spec_file(DEFAULT_MODEL)
+    spec = read_spec(DEFAULT_MODEL)
     files = [f for folder in ("val", "val-portraits", "val-scenes") for f in sample(image_files(people / folder), 3)]
-    return [to_model_input(read_rgb(f), spec) for f in files]
+    return [to_model_input(read_image(f), spec) for f in files]
 
 
 def test_names_resolve_to_the_shipped_files():
@@ -41,7 +42,7 @@ def test_shipped_weights_load_weights_only_and_give_the_shipped_onnx_logits(val_
     state = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)  # no pickled code inside
     assert set(state) == {"spec", "model"}  # deployable weights and their contract; no optimizer state
     model, spec, _ = load_model("default")
-    assert spec.to_dict() | {"training": {}} == read_spec_file(DEFAULT_MODEL).to_dict() | {"training": {}}
+    assert spec.to_dict() | {"training": {}} == read_spec(DEFAULT_MODEL).to_dict() | {"training": {}}
     with torch.no_grad():
         eager = model(torch.from_numpy(np.concatenate(val_inputs))).numpy()
     shipped = np.concatenate(onnx_logits(DEFAULT_MODEL, val_inputs))
@@ -84,15 +85,15 @@ def test_fine_tune_starts_from_the_shipped_weights(tiny_data, tmp_path):
                       threads=2, quiet=True))
     state = read_checkpoint(tmp_path / "last.pth")
     assert state["spec"]["training"]["init"] == "default"
-    assert tuple(state["spec"]["input_size"]) == read_spec_file(DEFAULT_MODEL).input_size  # kept, not 256
+    assert tuple(state["spec"]["input_size"]) == read_spec(DEFAULT_MODEL).input_size  # kept, not 256
     shipped = torch.load(DEFAULT_WEIGHTS, weights_only=True)["model"]
     tuned = state["model"]
     convs = [k for k, v in shipped.items() if k.endswith("weight") and v.dim() == 4]
     # two steps at lr 1e-6 move each conv by far less than its own scale: the run started from the shipped weights
     assert all(torch.allclose(tuned[k], shipped[k], atol=1e-3) for k in convs)
     model, _, _ = load_model(tmp_path / "last.pth")
-    inputs = torch.from_numpy(to_model_input(read_rgb(sample(image_files(tiny_data / "val"), 1)[0]),
-                                             read_spec_file(DEFAULT_MODEL)))
+    inputs = torch.from_numpy(to_model_input(read_image(sample(image_files(tiny_data / "val"), 1)[0]),
+                                             read_spec(DEFAULT_MODEL)))
     with torch.no_grad():
         tuned_mask = model(inputs)[0, 0].numpy() > 0
     assert mask_metrics(tuned_mask, onnx_logits(DEFAULT_MODEL, [inputs.numpy()])[0][0, 0] > 0)["iou"] > 0.9

@@ -12,8 +12,8 @@ from helpers import segedge_in_process
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from segedge.export.images import image_files, read_mask, read_rgb, sample  # noqa: E402
-from segedge.export.onnx import MIN_OPSET, export_checkpoint, read_spec_file  # noqa: E402
+from segedge.export.images import image_files, sample  # noqa: E402
+from segedge.export.onnx import MIN_OPSET, export_checkpoint  # noqa: E402
 from segedge.export.parity import check_parity, failures, model_inputs, onnx_logits  # noqa: E402
 from segedge.export.pipeline import checked, plan_outputs  # noqa: E402
 from segedge.export.precision import to_fp16, to_int8  # noqa: E402
@@ -22,6 +22,9 @@ from segedge.training.model import build_model  # noqa: E402
 
 from segedge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from segedge.errors import SegedgeError  # noqa: E402
+from segedge.media import read_image  # noqa: E402
+from segedge.model_files import ModelFile, read_spec  # noqa: E402
+from segedge.pairs import find_pairs, read_pair  # noqa: E402
 from segedge.spec import ModelSpec  # noqa: E402
 
 SEGEDGE = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "segedge"
@@ -65,16 +68,16 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def val_images(people) -> list[np.ndarray]:
-    return [read_rgb(p) for p in sample(image_files(people / "val"), 8)]
+    return [read_image(p) for p in sample(image_files(people / "val"), 8)]
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory) -> Path:
     """A tiny MobileNetV2 model fitted briefly on real pairs; its spec records tiny_data/train as training data."""
-    files = image_files(tiny_data / "train")
+    pairs = [read_pair(image, mask) for image, mask in find_pairs(tiny_data / "train")]
     spec = small_spec("mobilenet_v2", training={"data": str(tiny_data / "train")})
     torch.manual_seed(0)
-    model = fit_a_few_steps(build_model(spec), [read_rgb(f) for f in files], [read_mask(f) for f in files], spec)
+    model = fit_a_few_steps(build_model(spec), [image for image, _ in pairs], [mask for _, mask in pairs], spec)
     return save_model(tmp_path_factory.mktemp("trained") / "person.pth", model, spec)
 
 
@@ -108,7 +111,7 @@ def test_metadata_is_embedded_and_read_back_by_the_runtime(trained, tmp_path):
 
 def test_dynamic_model_runs_at_two_sizes(trained, tmp_path):
     onnx_path = export_checkpoint(trained, tmp_path / "dyn.onnx", dynamic=True)
-    assert read_spec_file(onnx_path).dynamic
+    assert read_spec(onnx_path).dynamic
     model, _, _ = load_model(trained)
     for shape in ((1, 3, 64, 64), (2, 3, 96, 128)):
         x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
@@ -126,16 +129,17 @@ def test_fp16_and_int8_of_the_shipped_model_stay_within_their_iou_tolerance(peop
 
     from segedge.backends import DEFAULT_MODEL
 
-    spec = read_spec_file(DEFAULT_MODEL)
-    inputs = model_inputs([read_rgb(f) for f in sample(image_files(people / "val-scenes"), 8)], spec)
+    spec = read_spec(DEFAULT_MODEL)
+    images = [read_image(f) for f in sample(image_files(people / "val-scenes"), 8)]
+    inputs = model_inputs(images, spec)
     reference = onnx_logits(DEFAULT_MODEL, inputs)
-    fp16 = to_fp16(DEFAULT_MODEL, tmp_path / "m.fp16.onnx")
-    int8 = to_int8(DEFAULT_MODEL, tmp_path / "m.int8.onnx", sample(image_files(people / "train"), 16))
+    fp16 = to_fp16(DEFAULT_MODEL, tmp_path / "m.fp16.onnx").path
+    int8 = to_int8(DEFAULT_MODEL, tmp_path / "m.int8.onnx", sample(image_files(people / "train"), 16)).path
     for path, precision in ((fp16, "fp16"), (int8, "int8")):
-        assert read_spec_file(path).precision == precision
-        result = compare(reference, onnx_logits(path, inputs), spec.threshold)
+        assert read_spec(path).precision == precision
+        result = compare(reference, onnx_logits(path, inputs), images, spec)
         assert failures(result, precision) == [], (precision, result)
-    assert read_spec_file(int8).quantization["reduce_range"] is True
+    assert read_spec(int8).quantization["reduce_range"] is True
     assert int8.stat().st_size < DEFAULT_MODEL.stat().st_size / 2
 
 
@@ -144,7 +148,7 @@ def test_out_of_tolerance_artefact_is_removed(trained, val_images, tmp_path):
     torch.manual_seed(1)
     other = build_model(small_spec("mobilenet_v2")).eval()  # not the model that was exported
     with pytest.raises(SegedgeError, match="disagrees with PyTorch"):
-        checked(onnx_path, "fp32", other, val_images, "val images", print)
+        checked(ModelFile(onnx_path, read_spec(onnx_path)), "fp32", other, val_images, "val images", print)
     assert not onnx_path.exists()
 
 

@@ -17,3 +17,23 @@ def test_cli_lists_every_command():
     assert result.returncode == 0
     for command in ("train", "export", "run", "eval", "bench"):
         assert command in result.stdout
+
+
+def test_reduced_precision_export_leaves_torch_unimported():
+    """FP16/INT8 conversion is ONNX work: bench and the runtime reuse it without the torch side."""
+    code = ("import sys, segedge.export.precision, segedge.model_files; "
+            "heavy = [m for m in ('torch', 'torchvision') if m in sys.modules]; print(heavy); assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bench_fp16_row_of_an_onnx_model_leaves_torch_unimported(tiny_onnx, tmp_path):
+    code = ("import sys; from pathlib import Path; "
+            "from segedge.bench import BenchOptions, run_bench, write_json; "
+            f"rows, _ = run_bench(BenchOptions(engines=[Path({str(tiny_onnx)!r})], runs=1, warmup=0, threads=1, "
+            "backends=('onnxruntime', 'onnxruntime-fp16')), echo=lambda line: None); "
+            f"write_json(rows, Path({str(tmp_path / 'b.json')!r})); "
+            "assert [r.status for r in rows] == ['ok', 'ok'], rows; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -324,9 +324,9 @@ def onnx_with(source, target, spec_text=None, channels=None):
 
 
 def spec_with(tiny_onnx, **changes):
-    from segedge.export.onnx import read_spec_file
+    from segedge.model_files import read_spec
 
-    return json.dumps({**read_spec_file(tiny_onnx).to_dict(), **changes})
+    return json.dumps({**read_spec(tiny_onnx).to_dict(), **changes})
 
 
 @pytest.mark.parametrize("case", ["input size", "dynamic", "channels", "malformed size", "malformed threshold",

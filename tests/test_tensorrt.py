@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from segedge.engine_sidecar import check_engine_compatible, read_sidecar, sidecar_path, write_sidecar
 from segedge.errors import SegedgeError
+from segedge.model_files import check_engine_compatible, read_sidecar, sidecar_path, write_sidecar
 from segedge.spec import ModelSpec
 
 INFO = {"tensorrt_version": "10.3.0", "gpu": "NVIDIA A100", "compute_capability": "8.0", "precision": "fp16"}

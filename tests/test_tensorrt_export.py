@@ -100,7 +100,7 @@ def test_cli_trt_writes_the_onnx_then_says_what_is_missing(tiny_checkpoint, tmp_
 def test_trtexec_fallback_builds_engine_and_sidecar(tiny_onnx, tmp_path, monkeypatch):
     """A stand-in trtexec (TensorRT cannot run here) checks our side: the command is run, the engine lands
     atomically, the version is read from the log and the sidecar is written next to the engine."""
-    sidecar = pytest.importorskip("segedge.engine_sidecar", reason="segedge.engine_sidecar not written yet")
+    sidecar = pytest.importorskip("segedge.model_files")
     if HAS_TENSORRT:
         pytest.skip("TensorRT Python API present: the trtexec fallback is not used")
     fake = tmp_path / "bin" / "trtexec"
@@ -109,9 +109,9 @@ def test_trtexec_fallback_builds_engine_and_sidecar(tiny_onnx, tmp_path, monkeyp
                     'for a in "$@"; do case "$a" in --saveEngine=*) echo engine > "${a#--saveEngine=}";; esac; done\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    from segedge.export.onnx import read_spec_file
+    from segedge.model_files import read_spec
 
-    req = trt_export.EngineRequest(tiny_onnx, tmp_path / "m.trt", read_spec_file(tiny_onnx), precision="fp16")
+    req = trt_export.EngineRequest(tiny_onnx, tmp_path / "m.trt", read_spec(tiny_onnx), precision="fp16")
     engine, info = trt_export.build_engine(req)
     assert engine.read_text() == "engine\n" and info["tensorrt_version"] == "10.3.0"
     spec, stored = sidecar.read_sidecar(engine)
@@ -122,9 +122,9 @@ def test_trtexec_fallback_builds_engine_and_sidecar(tiny_onnx, tmp_path, monkeyp
 @pytest.mark.skipif(not HAS_TENSORRT, reason="needs the TensorRT Python package and an NVIDIA GPU (not installable "
                                               "on this machine)")
 def test_real_engine_build(tiny_onnx, tmp_path):
-    from segedge.export.onnx import read_spec_file
+    from segedge.model_files import read_spec
 
-    req = trt_export.EngineRequest(tiny_onnx, tmp_path / "m.trt", read_spec_file(tiny_onnx), precision="fp16")
+    req = trt_export.EngineRequest(tiny_onnx, tmp_path / "m.trt", read_spec(tiny_onnx), precision="fp16")
     engine, info = trt_export.build_engine(req)
     assert engine.stat().st_size > 0 and (tmp_path / "tensorrt.timing.cache").is_file()
     assert info["builder"] == "api"

@@ -59,17 +59,27 @@ def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in _deployed(state).items()}
 
 
+def spec_of(state: dict[str, Any], path: str | Path, spec: ModelSpec | None = None) -> ModelSpec:
+    """The spec a checkpoint holds; classic {"state_dict", "optimizer"} files need `spec` from the caller."""
+    if "spec" in state:
+        return ModelSpec.from_artefact(state["spec"], path)
+    if spec is None:
+        raise SegedgeError(f"{path} holds no model config (classic state_dict checkpoint); "
+                           "pass the model config (backbone, head width, input size) to load it")
+    return spec
+
+
+def read_checkpoint_spec(path: str | Path) -> ModelSpec:
+    return spec_of(read_checkpoint(path), path)
+
+
 def load_model(path: str | Path, spec: ModelSpec | None = None) -> tuple[DeepLabV3Plus, ModelSpec, dict]:
     """Rebuild the model of a checkpoint in eval mode.
 
     segedge checkpoints hold their spec; classic {"state_dict", "optimizer"} files need `spec` from the caller.
     """
     state = read_checkpoint(path)
-    if "spec" in state:
-        spec = ModelSpec.from_artefact(state["spec"], path)
-    elif spec is None:
-        raise SegedgeError(f"{path} holds no model config (classic state_dict checkpoint); "
-                           "pass the model config (backbone, head width, input size) to load it")
+    spec = spec_of(state, path, spec)
     model = build_model(spec)
     try:
         model.load_state_dict(model_weights(state))

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segedge.errors import SegedgeError
-from segedge.pairs import find_pairs, read_mask
+from segedge.pairs import find_pairs, read_pair
 from segedge.preprocess import normalize
 
 log = logging.getLogger("segedge.train")
@@ -30,18 +30,6 @@ def find_split(root: Path, split: str) -> Path | None:
         if (root / name).is_dir():
             return root / name
     return None
-
-
-def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 image and {0,1} uint8 mask of the same size; SegedgeError naming the file otherwise."""
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SegedgeError(f"cannot read image {image_path}")
-    mask = read_mask(mask_path)
-    if image.shape[:2] != mask.shape:
-        raise SegedgeError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]}, "
-                           f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mask.astype(np.uint8)
 
 
 def train_transform(size: int, crop: int) -> A.Compose:
@@ -82,7 +70,7 @@ class SegmentationDataset(Dataset):
                 if len(self.bad) == len(self.pairs):
                     raise
                 index = random.randrange(len(self.pairs))
-        out = self.transform(image=image, mask=mask)
+        out = self.transform(image=image, mask=mask.astype(np.uint8))
         image = normalize(out["image"], self.mean, self.std)
         return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
 

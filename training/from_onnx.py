@@ -23,12 +23,13 @@ import onnx
 import torch
 from onnx import numpy_helper
 from segedge.export.images import CALIB_IMAGES, image_files, sample
-from segedge.export.onnx import read_spec
 from segedge.training.checkpoint import save_checkpoint
 from segedge.training.model import build_model
 from torch import nn
 
 from segedge.errors import SegedgeError
+from segedge.media import read_image
+from segedge.model_files import embedded_spec
 from segedge.preprocess import to_model_input
 from segedge.spec import ModelSpec
 
@@ -138,15 +139,13 @@ def calibrate_batchnorm(torch_model: nn.Module, bn_of: dict[str, str], batches: 
 
 
 def image_batches(folder: Path, spec: ModelSpec, count: int = CALIB_IMAGES) -> list[torch.Tensor]:
-    from segedge.export.images import read_rgb
-
-    return [torch.from_numpy(to_model_input(read_rgb(p), spec)) for p in sample(image_files(folder), count)]
+    return [torch.from_numpy(to_model_input(read_image(p), spec)) for p in sample(image_files(folder), count)]
 
 
 def recover(onnx_path: Path, calib: Path | None) -> tuple[nn.Module, ModelSpec]:
     """The torch model (eval mode) and spec behind a segedge FP32 ONNX file."""
     proto = onnx.load(str(onnx_path))
-    spec = read_spec(proto)
+    spec = embedded_spec(proto, onnx_path)
     if spec.precision != "fp32":
         raise SegedgeError(f"{onnx_path} is {spec.precision}; recover weights from the FP32 file")
     torch_model = build_model(spec).eval()

@@ -29,8 +29,8 @@ from tqdm import tqdm
 import segedge
 from segedge.errors import SegedgeError
 from segedge.metrics import MetricAverager
-from segedge.preprocess import to_model_input, to_probabilities
-from segedge.refine import resize_mask
+from segedge.preprocess import to_model_input
+from segedge.scoring import person_mask
 from segedge.spec import ModelSpec
 
 log = logging.getLogger("segedge.train")
@@ -101,14 +101,14 @@ def val_folders(cfg: TrainConfig) -> list[Path]:
 
 @torch.no_grad()
 def evaluate_folder(model: torch.nn.Module, spec: ModelSpec, pairs, device: torch.device) -> dict[str, float]:
-    """Mean per-image metrics, prediction upsampled to the original mask size (as `segedge eval` does)."""
+    """Mean per-image metrics, prediction upsampled bilinearly to the original mask size (segedge.scoring, as
+    `segedge eval --no-refine` scores)."""
     model.eval()
     scores = MetricAverager()
     for image_path, mask_path in pairs:
         image, mask = read_pair(image_path, mask_path)
-        logits = model(torch.from_numpy(to_model_input(image, spec)).to(device)).float()[0, 0].cpu().numpy()
-        prob = resize_mask(to_probabilities(logits, spec), mask.shape)
-        scores.add(prob > spec.threshold, mask > 0)
+        output = model(torch.from_numpy(to_model_input(image, spec)).to(device)).float()[0, 0].cpu().numpy()
+        scores.add(person_mask(output, spec, image, guided=False), mask)
     return scores.result()
 
 
@@ -186,8 +186,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.size is None:  # resuming or fine-tuning keeps the input size the model was trained at
         known = ModelSpec.from_dict(resume_state["spec"]) if resume_state else init_spec
         cfg = replace(cfg, size=known.input_size[0] if known else DEFAULT_SIZE)
-    if cfg.size % 16 or (cfg.crop and cfg.crop % 16):
-        raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of 16")
+    if not ModelSpec.fits_size(cfg.size) or (cfg.crop and not ModelSpec.fits_size(cfg.crop)):
+        raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of {ModelSpec.SIZE_MULTIPLE}")
     spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder, init_spec)
     model = build_model(spec) if init_model is None else init_model
     if init_model is not None:

@@ -6,12 +6,10 @@ from pathlib import Path
 
 from segedge.backends.base import Backend
 from segedge.errors import SegedgeError
+from segedge.model_files import known_suffixes, model_format
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default.onnx"
-ONNX_EXTENSIONS = (".onnx",)
-TENSORRT_EXTENSIONS = (".trt", ".engine", ".plan")
-TORCH_EXTENSIONS = (".pth", ".pt")
 
 
 def embedded_names() -> list[str]:
@@ -54,29 +52,27 @@ def default_model_path() -> Path:
 
 
 def load_backend(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> Backend:
-    """Open a model for inference: .onnx -> onnxruntime, .trt/.engine -> TensorRT, .pth/.pt -> eager torch.
+    """Open a model for inference with the backend its format names (segedge.model_files.FORMATS): .onnx ->
+    onnxruntime, .trt/.engine/.plan -> TensorRT, .pth/.pt -> eager torch.
 
     `path` may also name an embedded model ("default", "default-int8"); None is the default model."""
     path = resolve_model(path)
     if not path.exists():
         raise SegedgeError(f"model file not found: {path}")
     if path.is_dir():
-        raise SegedgeError(f"{path} is a folder; pass a model file (.onnx, .trt, .engine or .pth)")
-    suffix = path.suffix.lower()
-    if suffix in ONNX_EXTENSIONS:
+        raise SegedgeError(f"{path} is a folder; pass a model file ({known_suffixes()})")
+    kind = model_format(path).backend
+    if kind == "onnxruntime":
         from segedge.backends.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, requested=backend, threads=threads)
-    if suffix in TENSORRT_EXTENSIONS:
+    if kind == "tensorrt":
         from segedge.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(path)
-    if suffix in TORCH_EXTENSIONS:
-        from segedge.backends.torch import TorchBackend
+    from segedge.backends.torch import TorchBackend
 
-        return TorchBackend(path, device=backend, threads=threads)
-    raise SegedgeError(f"{path}: unknown model type {suffix or '(no extension)'}; "
-                       f"expected .onnx, .trt/.engine or .pth")
+    return TorchBackend(path, device=backend, threads=threads)
 
 
 __all__ = ["Backend", "default_model_path", "embedded_names", "load_backend", "resolve_checkpoint",

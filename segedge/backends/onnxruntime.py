@@ -11,7 +11,8 @@ import numpy as np
 from segedge.backends.base import Backend
 from segedge.cpu import int8_saturates
 from segedge.errors import SegedgeError, missing_extra
-from segedge.spec import SPEC_METADATA_KEY, ModelSpec
+from segedge.model_files import spec_from_metadata
+from segedge.spec import ModelSpec
 
 log = logging.getLogger("segedge")
 DYNAMIC_BATCH = 8  # frames per call when the batch axis is symbolic: enough to fill a GPU, bounded memory
@@ -72,10 +73,7 @@ def needs_exact_int8(spec: ModelSpec) -> bool:
 
 def spec_from_session(session, path: Path) -> ModelSpec:
     """The model's spec, checked against the graph's declared input and output; every error names the file."""
-    metadata = session.get_modelmeta().custom_metadata_map
-    if SPEC_METADATA_KEY not in metadata:
-        raise SegedgeError(f"{path} has no segedge model spec in its metadata; export it with `segedge export`")
-    spec = ModelSpec.from_artefact(metadata[SPEC_METADATA_KEY], path)
+    spec = spec_from_metadata(session.get_modelmeta().custom_metadata_map, path)
     check_io(session, spec, path)
     return spec
 
@@ -97,6 +95,12 @@ def check_io(session, spec: ModelSpec, path: Path) -> None:
     out = outputs[0].shape
     if len(out) != 4 or (isinstance(out[1], int) and out[1] != 1):
         raise SegedgeError(f"{path}: the model's output is {_shape(out)}; segedge needs Nx1xHxW person logits")
+
+
+def fixed_batch(session) -> int:
+    """The batch a session's input was exported with; 1 when its batch axis is symbolic."""
+    size = session.get_inputs()[0].shape[0]
+    return size if isinstance(size, int) and size > 0 else 1
 
 
 def _shape(dims) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from segedge.backends.base import Backend
-from segedge.engine_sidecar import check_engine_compatible, read_sidecar
 from segedge.errors import SegedgeError
+from segedge.model_files import check_engine_compatible, read_sidecar
 
 INSTALL = "install TensorRT and cuda-python on a machine with an NVIDIA GPU: pip install 'segedge[trt]'"
 
