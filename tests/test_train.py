@@ -57,6 +57,7 @@ def test_resume_continues_from_saved_epoch(two_epoch_run, tiny_data, tmp_path):
     assert after["scheduler"]["last_epoch"] == before["scheduler"]["last_epoch"] + 2  # 8 pairs / batch 4
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["epoch"] == 3
+    assert after["spec"]["training"]["epochs"] == 3  # the spec records the schedule the run finished with
 
 
 def test_classic_state_dict_checkpoint_needs_and_accepts_a_config(two_epoch_run, tmp_path):

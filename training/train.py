@@ -198,6 +198,9 @@ def train(cfg: TrainConfig) -> Path:
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
     init_model, init_spec, _ = load_model(cfg.init) if cfg.init and not resume_state else (None, None, None)
     spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder, init_spec)
+    if resume_state and spec.training.get("epochs") != cfg.epochs:  # the cosine is recomputed for the new length
+        log.info("schedule changed at resume: %s -> %d epochs", spec.training.get("epochs"), cfg.epochs)
+        spec.training["epochs"] = cfg.epochs
     model = build_model(spec) if init_model is None else init_model
     if init_model is not None:
         log.info("fine-tuning from the weights of %s", cfg.init)
