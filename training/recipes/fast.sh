@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PEOPLE=${PEOPLE:-../shared/data/people}
 RUN_DIR=${RUN_DIR:-runs/fast}
-EPOCHS=${EPOCHS:-20}
+EPOCHS=${EPOCHS:-12}
 TEACHER=${TEACHER:-segedge/models/default.onnx}
 RESUME=()
 [ -f "$RUN_DIR/last.pth" ] && RESUME=(--resume "$RUN_DIR/last.pth")
