@@ -18,6 +18,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPEC_METADATA_KEY = "segedge.spec"
 SPEC_VERSION = 1
+HEADS = ("deeplabv3plus", "lraspp")
 
 
 @dataclass
@@ -37,6 +38,9 @@ class ModelSpec:
     head_channels: int = 256
     low_level_channels: int = 48
     separable: bool = False
+    head: str = "deeplabv3plus"  # or "lraspp" (Lite R-ASPP, MobileNetV3's head)
+    aspp_rates: tuple[int, ...] = (6, 12, 18)  # DeepLabv3+ only; () keeps just the 1x1 and image-pooling branches
+    decoder_convs: int = 2  # DeepLabv3+ only: 3x3 convs after the low-level skip
     input_size: tuple[int, int] = (256, 256)  # (height, width) the model was trained/exported at
     dynamic: bool = False  # True when the artefact accepts any H, W that are multiples of SIZE_MULTIPLE
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -72,6 +76,7 @@ class ModelSpec:
         try:
             spec = cls(**data)
             spec.input_size = tuple(int(v) for v in spec.input_size)  # JSON turns tuples into lists
+            spec.aspp_rates = tuple(int(v) for v in spec.aspp_rates)
             spec.mean = tuple(float(v) for v in spec.mean)
             spec.std = tuple(float(v) for v in spec.std)
             spec.validate()
@@ -103,6 +108,8 @@ class ModelSpec:
             raise SegedgeError(f"unsupported input convention {self.channel_order}/{self.layout}; expected RGB/NCHW")
         if self.output not in ("logits", "probabilities"):
             raise SegedgeError(f"unsupported model output kind {self.output!r}")
+        if self.head not in HEADS:
+            raise SegedgeError(f"unknown model head {self.head!r}; expected one of {', '.join(HEADS)}")
         if not 0.0 < self.threshold < 1.0:
             raise SegedgeError(f"threshold {self.threshold} must be between 0 and 1")
 
@@ -126,4 +133,7 @@ class ModelSpec:
             "head_channels": self.head_channels,
             "low_level_channels": self.low_level_channels,
             "separable": self.separable,
+            "head": self.head,
+            "aspp_rates": tuple(self.aspp_rates),
+            "decoder_convs": self.decoder_convs,
         }

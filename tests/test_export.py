@@ -94,6 +94,18 @@ def test_round_trip_matches_torch_on_real_images(backbone, val_images, tmp_path)
     assert failures(result, "fp32") == [], result
 
 
+@pytest.mark.parametrize("head", [dict(head="deeplabv3plus", aspp_rates=(3,), decoder_convs=1),
+                                  dict(head="lraspp")])
+def test_fast_model_heads_export_with_parity_and_their_spec(head, val_images, tmp_path):
+    torch.manual_seed(0)
+    spec = small_spec("mobilenet_v2_s16", low_level_channels=8, **head)
+    checkpoint = save_model(tmp_path / "fast.pth", build_model(spec), spec)
+    onnx_path = export_checkpoint(checkpoint)
+    result = check_parity(load_model(checkpoint)[0], onnx_path, val_images)
+    assert failures(result, "fp32") == [], result
+    assert OnnxRuntimeBackend(onnx_path, "cpu").spec.architecture() == spec.architecture()
+
+
 def test_metadata_is_embedded_and_read_back_by_the_runtime(trained, tmp_path):
     onnx_path = export_checkpoint(trained, tmp_path / "m.onnx")
     proto = onnx.load(str(onnx_path))

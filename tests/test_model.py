@@ -121,3 +121,76 @@ def test_deep_sort_format_file_loads_every_backbone_tensor(tmp_path):
     report = load_pretrained(model.backbone, path)
     assert not report["missing"]
     assert torch.equal(model.backbone.state_dict()["high.5.conv.1.0.weight"], source["5.conv.1.0.weight"])
+
+
+# --- the fast model's options (issue #20): truncated backbone, slim DeepLabv3+ head, LR-ASPP head ---
+
+FAST = dict(backbone="mobilenet_v2_s16", head_channels=16, low_level_channels=8, separable=True, aspp_rates=(3,),
+            decoder_convs=2)
+
+
+def test_truncated_mobilenet_gives_stride8_and_stride16_features():
+    model = DeepLabV3Plus(**FAST).eval()
+    with torch.no_grad():
+        low, high = model.backbone(torch.randn(1, 3, 128, 128))
+    assert low.shape == (1, 32, 16, 16) and high.shape == (1, 96, 8, 8)
+    assert not any(m.dilation != (1, 1) for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+@pytest.mark.parametrize("fields", [FAST, {**FAST, "aspp_rates": (), "decoder_convs": 1},
+                                    {"backbone": "mobilenet_v2_s16", "head": "lraspp", "head_channels": 16},
+                                    {"backbone": "mobilenet_v2", "head": "lraspp", "head_channels": 16}])
+@pytest.mark.parametrize("size", [(64, 64), (96, 160), (144, 256)])
+def test_fast_heads_output_one_logit_channel_at_input_size(fields, size):
+    model = build_model(ModelSpec(**fields)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, *size)).shape == (1, 1, *size)
+
+
+def test_slim_head_has_the_requested_rates_and_decoder_depth():
+    model = DeepLabV3Plus(**{**FAST, "aspp_rates": (), "decoder_convs": 1})
+    assert len(model.aspp.branches) == 2  # 1x1 and image pooling only
+    assert len(model.decoder.fuse) == 1
+    model = DeepLabV3Plus(**FAST)
+    assert [branch[0].dilation[0] for branch in model.aspp.branches[1:-1]] == [3]
+
+
+def test_lraspp_is_built_from_the_spec_head():
+    from segedge.training.model import LRASPP
+
+    model = build_model(ModelSpec(backbone="mobilenet_v2_s16", head="lraspp", head_channels=16))
+    assert isinstance(model, LRASPP) and model.project[0].out_channels == 16
+
+
+def test_old_spec_without_head_fields_rebuilds_the_same_model():
+    old = ModelSpec(backbone="mobilenet_v2", head_channels=32, separable=True).to_dict()
+    for key in ("head", "aspp_rates", "decoder_convs"):
+        old.pop(key)
+    spec = ModelSpec.from_dict(old)
+    assert (spec.head, spec.aspp_rates, spec.decoder_convs) == ("deeplabv3plus", (6, 12, 18), 2)
+    reference = DeepLabV3Plus(backbone="mobilenet_v2", head_channels=32, separable=True)
+    rebuilt = build_model(spec)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}
+
+
+def test_spec_round_trips_the_head_fields_and_refuses_an_unknown_head():
+    spec = ModelSpec(**{**FAST, "aspp_rates": (3,)})
+    again = ModelSpec.from_json(spec.to_json())
+    assert again.aspp_rates == (3,) and again.architecture() == spec.architecture()
+    with pytest.raises(SegedgeError, match="unknown model head"):
+        ModelSpec.from_dict({**spec.to_dict(), "head": "unet"})
+
+
+def test_truncated_backbone_loads_imagenet_weights_up_to_block_13(tmp_path):
+    from torchvision.models import mobilenet_v2
+
+    source = mobilenet_v2(weights=None)
+    path = tmp_path / "mnv2.pth"
+    torch.save(source.state_dict(), path)
+    model = DeepLabV3Plus(**FAST)
+    report = load_pretrained(model.backbone, path)
+    assert not report["missing"]
+    assert any(key.startswith("features.14.") for key in report["unexpected"])  # the dropped stride-32 stage
+    assert torch.equal(model.backbone.state_dict()["high.13.conv.0.0.weight"],
+                       source.state_dict()["features.13.conv.0.0.weight"])

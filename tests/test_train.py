@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from helpers import segedge_in_process
 
@@ -56,6 +57,7 @@ def test_resume_continues_from_saved_epoch(two_epoch_run, tiny_data, tmp_path):
     assert after["scheduler"]["last_epoch"] == before["scheduler"]["last_epoch"] + 2  # 8 pairs / batch 4
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["epoch"] == 3
+    assert after["spec"]["training"]["epochs"] == 3  # the spec records the schedule the run finished with
 
 
 def test_classic_state_dict_checkpoint_needs_and_accepts_a_config(two_epoch_run, tmp_path):
@@ -180,3 +182,74 @@ def test_repeat_option_parsing():
     for bad in ("voc", "voc=0", "=2", "voc=two"):
         with pytest.raises(typer.BadParameter, match="PREFIX=N"):
             parse_repeat([bad])
+
+
+# --- distillation from a teacher's soft mattes and the fast model's options (issue #20) ---
+
+
+def test_distillation_caches_teacher_mattes_and_trains_a_fast_model(tiny_data, tiny_onnx, tmp_path):
+    out, cache = tmp_path / "fast", tmp_path / "mattes"
+    train(_config(tiny_data, out, epochs=1, backbone="mobilenet_v2_s16", aspp_rates=(3,), decoder_convs=1,
+                  low_level_channels=8, teacher=tiny_onnx, distill_weight=0.5, teacher_cache=cache))
+    folders = list(cache.iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("tiny-")  # named after the teacher's content
+    assert len(list(folders[0].glob("*.png"))) == 8  # one matte per training image
+    import cv2
+
+    image = sorted((tiny_data / "train" / "images").iterdir())[0]
+    matte = cv2.imread(str(folders[0] / f"{image.stem}.png"), cv2.IMREAD_UNCHANGED)
+    assert matte.dtype == np.uint8 and matte.shape == cv2.imread(str(image)).shape[:2]  # at the image's size
+    spec = read_checkpoint(out / "last.pth")["spec"]
+    assert spec["training"]["teacher"] == str(tiny_onnx) and spec["training"]["distill_weight"] == 0.5
+    assert (spec["backbone"], spec["aspp_rates"], spec["decoder_convs"]) == ("mobilenet_v2_s16", (3,), 1)
+    model, _, _ = load_model(out / "best.pth")
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+    stamp = folders[0].stat().st_mtime_ns, sorted(p.stat().st_mtime_ns for p in folders[0].iterdir())
+    train(_config(tiny_data, tmp_path / "again", epochs=1, teacher=tiny_onnx, teacher_cache=cache))
+    assert stamp == (folders[0].stat().st_mtime_ns, sorted(p.stat().st_mtime_ns for p in folders[0].iterdir()))
+
+
+def test_teacher_matte_gets_the_same_augmentation_as_the_mask(tiny_data, tmp_path):
+    """With the ground truth itself as the 'teacher' matte, the augmented matte must equal the augmented mask."""
+    import cv2
+    from segedge.training.data import SegmentationDataset
+
+    from segedge.pairs import read_mask
+
+    pairs = find_pairs(tiny_data / "train")
+    for _, mask_path in pairs:
+        cv2.imwrite(str(tmp_path / mask_path.name), (read_mask(mask_path) > 0).astype(np.uint8) * 255)
+    dataset = SegmentationDataset(pairs, 64, (0.5,) * 3, (0.5,) * 3, crop=48, train=True, mattes=tmp_path)
+    np.random.seed(0)
+    for index in range(len(pairs)):
+        image, mask, matte = dataset[index]
+        assert image.shape == (3, 48, 48) and mask.shape == matte.shape == (1, 48, 48)
+        assert torch.equal(mask, matte)
+
+
+def test_distill_loss_adds_a_teacher_term():
+    from segedge.training.losses import DiceBCELoss, DistillLoss
+
+    logits, mask = torch.randn(2, 1, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float()
+    soft = torch.rand(2, 1, 8, 8)
+    assert torch.allclose(DistillLoss(0.0)(logits, mask, soft), DiceBCELoss()(logits, mask))
+    extra = torch.nn.functional.binary_cross_entropy_with_logits(logits, soft)
+    assert torch.allclose(DistillLoss(2.0)(logits, mask, soft), DiceBCELoss()(logits, mask) + 2 * extra)
+
+
+def test_missing_teacher_is_a_one_line_error(tiny_data, tmp_path):
+    with pytest.raises(SegedgeError, match="teacher model not found"):
+        train(_config(tiny_data, tmp_path / "r", epochs=1, teacher=tmp_path / "nope.onnx",
+                      teacher_cache=tmp_path / "c"))
+
+
+def test_aspp_rates_option_parsing():
+    import typer
+
+    from segedge.commands.train import parse_rates
+
+    assert parse_rates("6,12,18") == (6, 12, 18) and parse_rates("3") == (3,)
+    assert parse_rates("none") == () == parse_rates("")
+    for bad in ("a,b", "0", "3,-1"):
+        with pytest.raises(typer.BadParameter):
+            parse_rates(bad)

@@ -80,9 +80,25 @@ class MobileNetV2Backbone(Backbone):
         return "features." + key.partition(".")[2]
 
 
+class MobileNetV2S16Backbone(MobileNetV2Backbone):
+    """MobileNetV2 cut after block 13 (stride 16, 96 channels): the stride-32 stage (blocks 14..17, a quarter of
+    the network's MACs) is dropped instead of dilated, so nothing runs above stride 16. Low-level features at
+    stride 8 (block 6, 32 channels) for the light heads of the embedded `fast` model."""
+
+    low_level_channels = 32
+    high_level_channels = 96
+
+    def __init__(self) -> None:
+        Backbone.__init__(self)
+        features = mobilenet_v2(weights=None).features
+        self.low = features[:7]  # stride 8, 32 channels
+        self.high = features[7:14]  # stride 16, 96 channels
+
+
 BACKBONES: dict[str, Callable[[], Backbone]] = {
     "resnet50": ResNet50Backbone,
     "mobilenet_v2": MobileNetV2Backbone,
+    "mobilenet_v2_s16": MobileNetV2S16Backbone,
 }
 
 

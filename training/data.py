@@ -46,11 +46,17 @@ def train_transform(size: int, crop: int) -> A.Compose:
 
 
 class SegmentationDataset(Dataset):
-    """Pairs -> (normalised float CHW image, float 1HW mask). Unreadable pairs are skipped with a warning."""
+    """Pairs -> (normalised float CHW image, float 1HW mask). Unreadable pairs are skipped with a warning.
 
-    def __init__(self, pairs, size: int, mean, std, crop: int | None = None, train: bool = False):
+    With `mattes` (a teacher's cached soft mattes, see distill.py) each item also carries the float 1HW teacher
+    probability, sent through the same geometric augmentations as the mask.
+    """
+
+    def __init__(self, pairs, size: int, mean, std, crop: int | None = None, train: bool = False,
+                 mattes: Path | None = None):
         self.pairs = list(pairs)
         self.mean, self.std = mean, std
+        self.mattes = mattes
         resize = A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
         self.transform = train_transform(size, crop or size) if train else resize
         self.bad: set[int] = set()
@@ -70,9 +76,19 @@ class SegmentationDataset(Dataset):
                 if len(self.bad) == len(self.pairs):
                     raise
                 index = random.randrange(len(self.pairs))
-        out = self.transform(image=image, mask=mask.astype(np.uint8))
+        mask = mask.astype(np.uint8)  # albumentations wants numbers; the reader gives booleans
+        if self.mattes is None:
+            out = self.transform(image=image, mask=mask)
+            image = normalize(out["image"], self.mean, self.std)
+            return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
+        from segedge.training.distill import read_matte
+
+        matte = read_matte(self.mattes, self.pairs[index][0], mask.shape)
+        out = self.transform(image=image, masks=[mask, matte])
+        mask, matte = out["masks"]
         image = normalize(out["image"], self.mean, self.std)
-        return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
+        return (torch.from_numpy(image), torch.from_numpy(np.asarray(mask)[None].astype(np.float32)),
+                torch.from_numpy(np.asarray(matte)[None].astype(np.float32) / 255.0))
 
 
 __all__ = ["SegmentationDataset", "find_pairs", "find_split", "read_pair", "train_transform"]

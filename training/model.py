@@ -1,7 +1,9 @@
 """DeepLabv3+ (Chen et al., 2018): one backbone pass -> ASPP on high-level features -> decoder with low-level skip.
 
 The head width is configurable and its 3x3 convs can be depthwise-separable (as in the paper) so an edge
-model can afford it. All shape logic uses tensor sizes, so the model traces to ONNX with dynamic H, W.
+model can afford it; the atrous rates and the number of decoder convs can be cut for a slim head. LR-ASPP
+(Howard et al., 2019, MobileNetV3's segmentation head) is the lighter alternative head. All shape logic uses
+tensor sizes, so the model traces to ONNX with dynamic H, W.
 """
 
 from __future__ import annotations
@@ -59,13 +61,11 @@ class ASPP(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, low_in: int, low_out: int, head: int, separable: bool = False):
+    def __init__(self, low_in: int, low_out: int, head: int, separable: bool = False, convs: int = 2):
         super().__init__()
         self.low_project = ConvBNReLU(low_in, low_out, kernel=1)
-        self.fuse = nn.Sequential(
-            ConvBNReLU(head + low_out, head, separable=separable),
-            ConvBNReLU(head, head, separable=separable),
-        )
+        self.fuse = nn.Sequential(*[ConvBNReLU(head + low_out if i == 0 else head, head, separable=separable)
+                                    for i in range(convs)])
 
     def forward(self, high, low):
         high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -74,11 +74,13 @@ class Decoder(nn.Module):
 
 class DeepLabV3Plus(nn.Module):
     def __init__(self, backbone: str = "mobilenet_v2", head_channels: int = 256, low_level_channels: int = 48,
-                 separable: bool = False, num_classes: int = 1):
+                 separable: bool = False, num_classes: int = 1, aspp_rates=ASPP_RATES, decoder_convs: int = 2):
         super().__init__()
         self.backbone = build_backbone(backbone)
-        self.aspp = ASPP(self.backbone.high_level_channels, head_channels, separable=separable)
-        self.decoder = Decoder(self.backbone.low_level_channels, low_level_channels, head_channels, separable)
+        self.aspp = ASPP(self.backbone.high_level_channels, head_channels, rates=tuple(aspp_rates),
+                         separable=separable)
+        self.decoder = Decoder(self.backbone.low_level_channels, low_level_channels, head_channels, separable,
+                               convs=decoder_convs)
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -87,5 +89,30 @@ class DeepLabV3Plus(nn.Module):
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def build_model(spec: ModelSpec) -> DeepLabV3Plus:
-    return DeepLabV3Plus(**spec.architecture())
+class LRASPP(nn.Module):
+    """Lite R-ASPP (Searching for MobileNetV3, Howard et al. 2019): a 1x1 conv on the high-level features gated
+    by a global-pooling attention branch, upsampled to the low-level features and classified there, plus a 1x1
+    classifier on the low-level features themselves. No atrous convs and no 3x3 at the skip resolution."""
+
+    def __init__(self, backbone: str = "mobilenet_v2_s16", head_channels: int = 128, num_classes: int = 1):
+        super().__init__()
+        self.backbone = build_backbone(backbone)
+        high = self.backbone.high_level_channels
+        self.project = ConvBNReLU(high, head_channels, kernel=1)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high, head_channels, 1), nn.Sigmoid())
+        self.low_classifier = nn.Conv2d(self.backbone.low_level_channels, num_classes, 1)
+        self.high_classifier = nn.Conv2d(head_channels, num_classes, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        low, high = self.backbone(image)
+        x = self.project(high) * self.gate(high)
+        x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.low_classifier(low) + self.high_classifier(x)
+        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def build_model(spec: ModelSpec) -> DeepLabV3Plus | LRASPP:
+    arch = spec.architecture()
+    if arch.pop("head") == "lraspp":
+        return LRASPP(backbone=arch["backbone"], head_channels=arch["head_channels"])
+    return DeepLabV3Plus(**arch)

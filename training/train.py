@@ -1,5 +1,6 @@
 """Training loop: DiceBCE, AdamW with warm-up + cosine schedule, optional weight EMA, AMP on CUDA,
-DistributedDataParallel when launched with torchrun, exact --resume, per-epoch val IoU on one or more folders.
+DistributedDataParallel when launched with torchrun, exact --resume, per-epoch val IoU on one or more folders,
+optional distillation from a teacher model's cached soft mattes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch.distributed as dist
 from segedge.training.backbones import load_pretrained
 from segedge.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from segedge.training.data import SegmentationDataset, find_pairs, find_split, read_pair
-from segedge.training.losses import DiceBCELoss
+from segedge.training.distill import cache_teacher_mattes, cache_teacher_mattes_isolated
+from segedge.training.losses import DiceBCELoss, DistillLoss
 from segedge.training.model import build_model
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
@@ -51,6 +53,13 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     head_channels: int = 256
     separable: bool = False
+    head: str = "deeplabv3plus"
+    aspp_rates: tuple[int, ...] = (6, 12, 18)
+    decoder_convs: int = 2
+    low_level_channels: int = 48
+    teacher: Path | None = None  # distil from this model's soft mattes (any model segedge runs)
+    distill_weight: float = 1.0
+    teacher_cache: Path = Path("runs/teacher-mattes")
     ema: float = 0.0
     pretrained: Path | None = None
     resume: Path | None = None
@@ -124,7 +133,7 @@ def _plot_curves(history: list[dict], path: Path) -> None:
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [row["train_loss"] for row in history], marker="o")
-    ax_loss.set(title="train loss (DiceBCE)", xlabel="epoch")
+    ax_loss.set(title="train loss", xlabel="epoch")
     for key in history[-1]:
         if key.endswith("/iou"):
             ax_iou.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o", label=key)
@@ -154,11 +163,15 @@ def _make_spec(cfg: TrainConfig, train_folder: Path, init_spec: ModelSpec | None
         spec.input_size, spec.metrics = (cfg.size, cfg.size), {}
     else:
         spec = ModelSpec(backbone=cfg.backbone, head_channels=cfg.head_channels, separable=cfg.separable,
-                         input_size=(cfg.size, cfg.size))
+                         head=cfg.head, aspp_rates=tuple(cfg.aspp_rates), decoder_convs=cfg.decoder_convs,
+                         low_level_channels=cfg.low_level_channels, input_size=(cfg.size, cfg.size))
+        spec.validate()
     spec.training = {"data": str(train_folder), "epochs": cfg.epochs, "crop": cfg.crop or cfg.size,
                      "batch_size": cfg.batch_size, "lr": cfg.lr, "ema": cfg.ema,
                      "pretrained": str(cfg.pretrained) if cfg.pretrained else None,
                      "init": str(cfg.init) if cfg.init else None, "repeat": cfg.repeat}
+    if cfg.teacher:
+        spec.training.update(teacher=str(cfg.teacher), distill_weight=cfg.distill_weight)
     spec.versions = {"segedge": segedge.__version__, "torch": str(torch.__version__)}
     return spec
 
@@ -189,6 +202,9 @@ def train(cfg: TrainConfig) -> Path:
     if not ModelSpec.fits_size(cfg.size) or (cfg.crop and not ModelSpec.fits_size(cfg.crop)):
         raise SegedgeError(f"--size {cfg.size} and --crop must be multiples of {ModelSpec.SIZE_MULTIPLE}")
     spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state else _make_spec(cfg, train_folder, init_spec)
+    if resume_state and spec.training.get("epochs") != cfg.epochs:  # the cosine is recomputed for the new length
+        log.info("schedule changed at resume: %s -> %d epochs", spec.training.get("epochs"), cfg.epochs)
+        spec.training["epochs"] = cfg.epochs
     model = build_model(spec) if init_model is None else init_model
     if init_model is not None:
         log.info("fine-tuning from the weights of %s", cfg.init)
@@ -203,7 +219,17 @@ def train(cfg: TrainConfig) -> Path:
     train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_amp else None) \
         if world > 1 else model
 
-    dataset = SegmentationDataset(train_pairs, cfg.size, spec.mean, spec.std, crop=cfg.crop, train=True)
+    mattes = None
+    if cfg.teacher:
+        if rank == 0:  # computed once, then read by every rank's data loader
+            mattes = cache_teacher_mattes_isolated(cfg.teacher, train_pairs, cfg.teacher_cache,
+                                                   threads=cfg.threads, quiet=cfg.quiet)
+        if world > 1:
+            dist.barrier()
+        mattes = cache_teacher_mattes(cfg.teacher, train_pairs, cfg.teacher_cache, quiet=True)
+        log.info("distilling from %s (weight %g), mattes in %s", cfg.teacher, cfg.distill_weight, mattes)
+    dataset = SegmentationDataset(train_pairs, cfg.size, spec.mean, spec.std, crop=cfg.crop, train=True,
+                                  mattes=mattes)
     sampler = DistributedSampler(dataset, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=cfg.workers, worker_init_fn=_worker_init, drop_last=True,
@@ -215,7 +241,7 @@ def train(cfg: TrainConfig) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(steps, max(1, int(cfg.warmup_epochs * len(loader)))))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = DiceBCELoss()
+    criterion = DistillLoss(cfg.distill_weight) if mattes is not None else DiceBCELoss()
 
     start_epoch, best, history = 0, -1.0, []
     if resume_state:
@@ -235,10 +261,10 @@ def train(cfg: TrainConfig) -> Path:
         train_model.train()
         started, total_loss = time.perf_counter(), 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=cfg.quiet or rank != 0, unit="batch")
-        for step, (images, masks) in enumerate(bar):
-            images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        for step, batch in enumerate(bar):
+            images, *targets = (t.to(device, non_blocking=True) for t in batch)  # mask [, teacher matte]
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = criterion(train_model(images), masks)
+                loss = criterion(train_model(images), *targets)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

