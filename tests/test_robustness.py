@@ -79,7 +79,7 @@ def test_variable_frame_rate_to_avi_is_a_clear_error_before_any_work(tiny_onnx, 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_leave_no_temp_file(tiny_onnx, tmp_path, signum):
-    source = make_video(tmp_path / "long.mp4", audio=True, seconds=30, size="160x120")
+    source = make_video(tmp_path / "long.mp4", audio=True, seconds=120, size="160x120")  # outlasts the poll
     process = subprocess.Popen([*SEGEDGE, "run", str(source), "--engine", str(tiny_onnx), "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while process.poll() is None and not leftovers(tmp_path):
