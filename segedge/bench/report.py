@@ -33,7 +33,8 @@ class Row:
 def format_table(rows: list[Row]) -> str:
     """An Ultralytics-style table: format, status, size, accuracy, latency, throughput, speedup (plain ASCII, so
     any terminal encoding prints it)."""
-    columns = (("Format", "<18"), ("Status", "<7"), ("Device", "<6"), ("Size MB", ">8"), ("IoU/eager", ">9"),
+    name_width = max([len("Format"), *(len(row.backend) for row in rows)])  # torch-channels-last is 19 wide
+    columns = (("Format", f"<{name_width}"), ("Status", "<7"), ("Device", "<6"), ("Size MB", ">8"), ("IoU/eager", ">9"),
                ("IoU/GT", ">7"), ("ms/img", ">8"), ("p99 ms", ">8"), ("FPS", ">7"), ("Speedup", ">8"),
                ("Mem MB", ">7"))
     header = " ".join(format(name, align) for name, align in columns)
