@@ -6,7 +6,7 @@ from pathlib import Path
 
 from segedge.backends.base import Backend
 from segedge.errors import SegedgeError
-from segedge.model_files import known_suffixes, model_format
+from segedge.model_files import REDUCED_PRECISIONS, known_suffixes, model_format, onnx_path_for, onnx_precision
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default.onnx"
@@ -14,7 +14,12 @@ DEFAULT_MODEL = MODELS_DIR / "default.onnx"
 
 def embedded_names() -> list[str]:
     """Names of the models shipped in the package: default.onnx -> "default", default.int8.onnx -> "default-int8"."""
-    return sorted(p.name.removesuffix(".onnx").replace(".", "-") for p in MODELS_DIR.glob("*.onnx"))
+    names = []
+    for path in MODELS_DIR.glob("*.onnx"):
+        precision = onnx_precision(path)
+        stem = path.name.removesuffix(".onnx" if precision == "fp32" else f".{precision}.onnx")
+        names.append(stem if precision == "fp32" else f"{stem}-{precision}")
+    return sorted(names)
 
 
 def is_embedded_name(path: str | Path | None) -> bool:
@@ -24,7 +29,9 @@ def is_embedded_name(path: str | Path | None) -> bool:
 
 
 def _embedded_file(name: str, suffix: str) -> Path:
-    path = MODELS_DIR / f"{name.replace('-', '.')}{suffix}"
+    stem, _, precision = name.rpartition("-")
+    reduced = suffix == ".onnx" and precision in REDUCED_PRECISIONS  # "default-int8" -> default.int8.onnx
+    path = onnx_path_for(MODELS_DIR / stem, precision) if reduced else MODELS_DIR / f"{name}{suffix}"
     if not path.is_file():
         known = ", ".join(embedded_names()) or "none in this installation"
         kind = "checkpoint" if suffix == ".pth" else "model"
