@@ -1,4 +1,5 @@
-"""Media I/O: images, folders, videos (PyAV, so users need no system ffmpeg) and webcams.
+"""Media helpers: images, folders and videos (PyAV, so users need no system ffmpeg); the streaming core
+(segedge.stream) builds its sources and sinks on them.
 
 Readers return RGB uint8 frames. Writers are atomic: they write a temporary file beside the target and rename it
 at the end, so an error or Ctrl-C leaves no half-written output and never touches the input.
