@@ -40,7 +40,7 @@ def check_video_output(source: Path, target: Path) -> None:
                                    ".mov or .webm instead")
 
 
-def process_video(segmenter, source: str | Path, target: str | Path, effect: Effect | None = None,
+def process_video(segmenter, source: str | Path, target: str | Path, effect: Effect | str | None = None,
                   threshold: float | None = None, smooth: float = 0.5, quiet: bool = False,
                   threaded: bool = True) -> Stats:
     """Apply an effect to every frame of a video file, writing `target` atomically with the input's audio

@@ -31,7 +31,6 @@ def run_webcam(segmenter, index: int, target: Path | None, effect: Effect | None
 def stream_capture(segmenter, capture: cv2.VideoCapture, target: Path, effect: Effect | str | None = None,
                    threshold: float | None = None, smooth: float = 0.5, quiet: bool = True) -> Path:
     """Every frame of an open capture (camera, or any source OpenCV opens) recorded to `target`."""
-    effect = Effect(effect) if isinstance(effect, str) else effect
     with Camera(capture) as camera, VideoWriter(target, camera.rate, camera.time_base, live=True) as recorder:
         stream(camera, segmenter, recorder, effect, threshold, smooth, quiet=quiet)
         if recorder.frames == 0:

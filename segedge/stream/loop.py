@@ -52,8 +52,9 @@ class Stats:
 class _Steps:
     """What happens to frames between the source and the sink, each step timed."""
 
-    def __init__(self, segmenter, sink: Sink, effect: Effect, threshold: float | None, smooth: float):
+    def __init__(self, segmenter, sink: Sink, effect: Effect | str | None, threshold: float | None, smooth: float):
         check_threshold(threshold)
+        effect = Effect(effect) if isinstance(effect, str) else effect or Effect()
         self.segmenter, self.sink, self.threshold = segmenter, sink, threshold
         self.effect, self.smoother, self.stats = effect.for_sink(sink), TemporalSmoother(smooth), Stats()
 
@@ -80,17 +81,18 @@ class _Steps:
             self.sink.write(image, frame)
 
 
-def stream(source: Source, segmenter, sink: Sink, effect: Effect | None = None, threshold: float | None = None,
+def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = None, threshold: float | None = None,
            smooth: float = 0.0, threaded: bool | None = None, quiet: bool = True) -> Stats:
     """Every frame of `source` through `segmenter` and `effect` into `sink` (entered by the caller, which so
     decides when the output is committed). Threaded unless the source is live; `smooth` is the temporal smoothing
     of the probabilities (0 = off). A window closed by its viewer, or Ctrl-C on a live source, ends the stream
     cleanly."""
-    steps = _Steps(segmenter, sink, effect or Effect(), threshold, smooth)
+    steps = _Steps(segmenter, sink, effect, threshold, smooth)
+    run = _threaded if (not source.live if threaded is None else threaded) else _sequential
     bar = tqdm(total=source.total, unit=source.unit, desc=source.name, disable=quiet)
     started = time.perf_counter()
     try:
-        (_threaded if (not source.live if threaded is None else threaded) else _sequential)(source, steps, bar)
+        run(source, steps, bar)
     except EndOfStream:
         pass
     except KeyboardInterrupt:  # the normal way to end a live source; a file's output is discarded instead
