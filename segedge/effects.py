@@ -5,10 +5,14 @@ Where the matte is 1 (person) every effect leaves the frame's pixels exactly as 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from pathlib import Path
+
 import cv2
 import numpy as np
 
 from segedge.errors import SegedgeError
+from segedge.media import read_image
 
 EFFECTS = ("blur", "remove", "replace", "mask")
 NAMED_COLORS = {
@@ -119,3 +123,34 @@ def apply_effect(frame: np.ndarray, alpha: np.ndarray, effect: str = "blur",
     if effect == "mask":
         return mask_image(alpha)
     raise SegedgeError(f"unknown effect {effect!r}; choose one of {', '.join(EFFECTS)}")
+
+
+def as_background(value) -> np.ndarray | tuple[int, int, int] | None:
+    """A background given as an RGB array, an RGB tuple, an image path or a colour name/#rrggbb/'r,g,b'."""
+    if value is None or isinstance(value, np.ndarray | tuple):
+        return value
+    return read_image(value) if Path(value).is_file() else parse_color(str(value))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What to do with every frame's background, with the one output policy: a sink that cannot keep
+    transparency (most video containers, a window) gets a green (or the chosen) screen for "remove"."""
+
+    name: str = "blur"
+    background: np.ndarray | tuple[int, int, int] | str | None = None
+    blur_strength: int = DEFAULT_BLUR
+
+    def __post_init__(self):
+        if self.name not in EFFECTS:
+            raise SegedgeError(f"unknown effect {self.name!r}; choose one of {', '.join(EFFECTS)}")
+        object.__setattr__(self, "background", as_background(self.background))
+
+    def for_sink(self, sink) -> Effect:
+        if self.name == "remove" and not sink.alpha:
+            return replace(self, name="replace", background=NAMED_COLORS["green"] if self.background is None
+                           else self.background)
+        return self
+
+    def __call__(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        return apply_effect(frame, alpha, self.name, self.background, self.blur_strength)

@@ -1,4 +1,5 @@
-"""Media I/O: images, folders, videos (PyAV, so users need no system ffmpeg) and webcams.
+"""Media helpers: images, folders and videos (PyAV, so users need no system ffmpeg); the streaming core
+(segedge.stream) builds its sources and sinks on them.
 
 Readers return RGB uint8 frames. Writers are atomic: they write a temporary file beside the target and rename it
 at the end, so an error or Ctrl-C leaves no half-written output and never touches the input.
@@ -142,7 +143,8 @@ class VideoInfo:
     has_audio: bool
 
 
-def _open_video(path: Path):
+def open_video(path: Path):
+    """An open PyAV container with a video stream; one-line errors for a missing, empty or unreadable file."""
     import av
 
     if not path.is_file():
@@ -159,12 +161,28 @@ def _open_video(path: Path):
     return container
 
 
+def video_rate(stream):
+    """A video stream's frame rate as a fraction: the average, else FFmpeg's guess, else 25."""
+    return stream.average_rate or stream.guessed_rate or 25
+
+
+def estimate_frames(container, stream, rate) -> int | None:
+    """Frame count for a progress bar's ETA: from the header, else from the duration (MKV/WebM say none)."""
+    if stream.frames:
+        return stream.frames
+    if stream.duration and stream.time_base:
+        return round(float(stream.duration * stream.time_base) * float(rate))
+    if container.duration:
+        return round(container.duration / 1_000_000 * float(rate))
+    return None
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Size (as stored), frame rate, frame count, rotation (read from the first frame's display matrix) and audio."""
     path = Path(path)
-    with _open_video(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or 25
+        rate = video_rate(stream)
         first = next(container.decode(stream), None)
         rotation = round(first.rotation or 0) % 360 if first is not None else 0
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, float(rate), stream.frames or 0,
@@ -174,7 +192,7 @@ def probe_video(path: str | Path) -> VideoInfo:
 def frame_rate_varies(path: Path) -> bool:
     """Whether the video's frames are spaced unevenly (phones record variable frame rate): read from the packets'
     timestamps, nothing decoded. Steps within one clock tick and 1% of each other count as even."""
-    with _open_video(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         pts = sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None)
     steps = np.diff(pts)

@@ -7,19 +7,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
-from segedge.effects import DEFAULT_BLUR, EFFECTS, apply_effect, parse_color
+from segedge.effects import DEFAULT_BLUR, Effect
 from segedge.errors import SegedgeError
-from segedge.media import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    OutputFull,
-    expand_images,
-    read_alpha,
-    read_image,
-    write_image,
-)
+from segedge.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, OutputFull, expand_images
+from segedge.stream import ImageFile, ImageFolder, Images, stream
+from segedge.stream.sinks import check_distinct
 
 log = logging.getLogger("segedge")
 
@@ -85,96 +77,49 @@ def resolve_output(source: str, kind: str, effect: str, target: Path | None) -> 
     return target
 
 
-def load_background(text: str | None):
-    if text is None:
-        return None
-    return read_image(text) if Path(text).is_file() else parse_color(text)
-
-
-def _check_distinct(source: Path, target: Path) -> None:
-    if target.exists() and target.resolve() == source.resolve():
-        raise SegedgeError(f"output {target} is the input; choose another -o so the input is never overwritten")
-
-
 def run(options: RunOptions) -> Path | None:
     """Process an image, folder, video or webcam; returns the output path (None for a webcam shown on screen)."""
-    if options.effect not in EFFECTS:
-        raise SegedgeError(f"unknown effect {options.effect!r}; choose one of {', '.join(EFFECTS)}")
+    effect = Effect(options.effect, options.background, options.blur_strength)
     kind = input_kind(options.input)
-    background = load_background(options.background)
     target = Path(options.output) if options.output else None
     if kind != "webcam":
         target = resolve_output(options.input, kind, options.effect, target)
-        _check_distinct(Path(options.input), target)
+        check_distinct(Path(options.input), target)
 
     from segedge.runtime import Segmenter
 
     segmenter = Segmenter(options.engine, options.backend, options.threads)
     if not options.quiet:
         log.info("model: %s", segmenter.backend.describe())
-    effect_args = dict(effect=options.effect, background=background, blur_strength=options.blur_strength)
     if kind == "image":
-        frame = read_image(options.input)
-        return write_image(target, _image_effect(segmenter, Path(options.input), frame, options.threshold, effect_args))
+        with Images([Path(options.input)], keep_alpha=effect.name == "remove") as source, ImageFile(target) as sink:
+            stream(source, segmenter, sink, effect, options.threshold)
+        return target
     if kind == "folder":
-        return _run_folder(segmenter, options, target, effect_args)
+        return _run_folder(segmenter, options, effect, target)
     if kind == "video":
         from segedge.video import process_video
 
-        stats = process_video(segmenter, options.input, target, threshold=options.threshold, smooth=options.smooth,
-                              quiet=options.quiet, **effect_args)
+        stats = process_video(segmenter, options.input, target, effect, options.threshold, options.smooth,
+                              options.quiet)
         if not options.quiet:
             log.info("%d frames in %.1f s (%.1f frames/s)", stats.frames, stats.seconds, stats.fps)
         return target
     from segedge.webcam import run_webcam
 
-    return run_webcam(segmenter, int(options.input), target, threshold=options.threshold, smooth=options.smooth,
-                      **effect_args)
+    return run_webcam(segmenter, int(options.input), target, effect, options.threshold, options.smooth,
+                      options.quiet)
 
 
-def _image_effect(segmenter, path: Path, frame, threshold: float | None, effect_args: dict):
-    """One image through the model and the effect; a cut-out keeps the image's own transparency too."""
-    matte = segmenter.mask(frame, threshold)
-    alpha = read_alpha(path) if effect_args["effect"] == "remove" else None
-    if alpha is not None and alpha.shape != matte.shape:  # EXIF turned the colours, not the alpha (read raw)
-        log.warning("WARNING: %s: its own transparency is left out (the EXIF orientation turned the image)", path)
-    elif alpha is not None:
-        matte = matte * alpha
-    return apply_effect(frame, matte, **effect_args)
-
-
-def _make_folder(target: Path) -> None:
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SegedgeError(f"cannot create output folder {target}: {exc.strerror}") from None
-
-
-def _run_folder(segmenter, options: RunOptions, target: Path, effect_args: dict) -> Path:
+def _run_folder(segmenter, options: RunOptions, effect: Effect, target: Path) -> Path:
     """Every image of a folder/glob into `target`/ under the same names; unreadable ones reported and skipped.
     A full disk stops the run, saying how many images were written."""
-    images = expand_images(options.input)
-    created = not target.exists()
-    _make_folder(target)
-    failed, written = [], 0
-    for path in tqdm(images, unit="img", disable=options.quiet):
-        out = target / f"{path.stem}{image_suffix(path, options.effect)}"
-        _check_distinct(path, out)
+    images = Images(expand_images(options.input), skip_unreadable=True, keep_alpha=effect.name == "remove")
+    with images, ImageFolder(target, lambda path: image_suffix(path, effect.name)) as sink:
         try:
-            frame = read_image(path)
-        except SegedgeError as exc:
-            log.warning("skipped: %s", exc)
-            failed.append(path)
-            continue
-        try:
-            write_image(out, _image_effect(segmenter, path, frame, options.threshold, effect_args))
+            stream(images, segmenter, sink, effect, options.threshold, quiet=options.quiet)
         except OutputFull as exc:
-            if created and not written:
-                target.rmdir()
-            raise OutputFull(f"{exc}; {written} of {len(images)} images were written to {target}") from None
-        written += 1
-    if len(failed) == len(images):
-        if created:
-            target.rmdir()  # nothing was written: leave no empty output folder behind
-        raise SegedgeError(f"none of the {len(images)} images in {options.input} could be read")
+            raise OutputFull(f"{exc}; {sink.written} of {images.total} images were written to {target}") from None
+    if len(images.failed) == images.total:
+        raise SegedgeError(f"none of the {images.total} images in {options.input} could be read")
     return target

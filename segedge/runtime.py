@@ -17,9 +17,8 @@ import numpy as np
 
 from segedge.backends import load_backend
 from segedge.cpu import bounded_threads
-from segedge.effects import DEFAULT_BLUR, apply_effect, parse_color
+from segedge.effects import DEFAULT_BLUR, Effect
 from segedge.errors import SegedgeError
-from segedge.media import read_image
 from segedge.preprocess import to_model_input, to_probabilities
 from segedge.refine import shift_threshold, upsample
 from segedge.spec import ModelSpec
@@ -42,13 +41,6 @@ def model_size(frame_size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
     return side(height * scale, train_h), side(width * scale, train_w)
 
 
-def as_background(value) -> np.ndarray | tuple[int, int, int] | None:
-    """A background given as an RGB array, an RGB tuple, an image path or a colour name/#rrggbb/'r,g,b'."""
-    if value is None or isinstance(value, np.ndarray | tuple):
-        return value
-    return read_image(value) if Path(value).is_file() else parse_color(str(value))
-
-
 def check_threshold(threshold: float | None) -> None:
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise SegedgeError(f"threshold {threshold} must be between 0 and 1 (exclusive)")
@@ -67,7 +59,7 @@ class Segmenter:
     @property
     def max_batch(self) -> int:
         """Frames per inference call: more than one only when the model file accepts a batch."""
-        return max(1, int(getattr(self.backend, "max_batch", 1)))
+        return max(1, self.backend.max_batch)
 
     def _batches(self, tensors: list[np.ndarray]) -> Iterator[np.ndarray]:
         """Runs of same-shaped inputs, at most max_batch each (dynamic models may see mixed frame sizes)."""
@@ -81,7 +73,14 @@ class Segmenter:
 
     def probabilities(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Person probabilities at model resolution, one float32 array per frame."""
-        tensors = [to_model_input(frame, self.spec, model_size(frame.shape[:2], self.spec)) for frame in frames]
+        return self.infer(self.model_inputs(frames))
+
+    def model_inputs(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each frame as the model's 1 x 3 x H x W input, at the size model_size picks for it."""
+        return [to_model_input(frame, self.spec, model_size(frame.shape[:2], self.spec)) for frame in frames]
+
+    def infer(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
+        """Model inputs -> probabilities at model resolution, batched as the backend allows."""
         results = []
         for batch in self._batches(tensors):
             output = self.backend.infer(batch)[:, 0]
@@ -108,7 +107,7 @@ class Segmenter:
               threshold: float | None = None) -> np.ndarray:
         """Segment one frame and apply an effect (see segedge.effects.apply_effect); `background` may also be an
         image path or a colour name."""
-        return apply_effect(frame, self.mask(frame, threshold), effect, as_background(background), blur_strength)
+        return Effect(effect, background, blur_strength)(frame, self.mask(frame, threshold))
 
     def process_video(self, source: str | Path, target: str | Path, effect: str = "blur", background=None,
                       blur_strength: int = DEFAULT_BLUR, threshold: float | None = None, smooth: float = 0.5,
@@ -116,5 +115,5 @@ class Segmenter:
         """A video file through the threaded pipeline, audio kept (see segedge.video.process_video)."""
         from segedge.video import process_video
 
-        return process_video(self, source, target, effect, as_background(background), blur_strength, threshold,
-                             smooth, quiet)
+        return process_video(self, source, target, Effect(effect, background, blur_strength), threshold, smooth,
+                             quiet)

@@ -76,10 +76,21 @@ def load_backend(path: str | Path | None = None, backend: str = "auto", threads:
     if kind == "tensorrt":
         from segedge.backends.tensorrt import TensorRTBackend
 
+        _check_engine_request(path, backend, threads)
         return TensorRTBackend(path)
     from segedge.backends.torch import TorchBackend
 
     return TorchBackend(path, device=backend, threads=threads)
+
+
+def _check_engine_request(path: Path, backend: str, threads: int | None) -> None:
+    """A TensorRT engine runs on its GPU only: refuse options it cannot honour rather than drop them silently."""
+    if backend not in ("auto", "tensorrt", "cuda"):
+        raise SegedgeError(f"--backend {backend} cannot run {path.name}: a TensorRT engine runs on an NVIDIA GPU only; "
+                           "pass the .onnx it was built from to run on the CPU")
+    if threads is not None:
+        raise SegedgeError(f"--threads sets CPU inference threads, but {path.name} is a TensorRT engine that runs on "
+                           "the GPU; leave --threads out")
 
 
 __all__ = ["Backend", "default_model_path", "embedded_names", "load_backend", "resolve_checkpoint",

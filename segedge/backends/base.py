@@ -1,4 +1,5 @@
-"""The backend protocol: load a model artefact with its spec, run a float32 NCHW batch, return logits."""
+"""The backend protocol: load a model artefact with its spec, run a float32 NCHW batch (at most max_batch frames),
+return logits."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class Backend(ABC):
     @property
     def precision(self) -> str:
         return self.spec.precision
+
+    @property
+    def max_batch(self) -> int:
+        """The most frames one infer() call takes; backends whose model accepts a batch say more."""
+        return 1
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:

@@ -1,15 +1,12 @@
-"""Where the time goes in the video pipeline: each stage timed on its own, then the real threaded pipeline."""
+"""Where the time goes in the video pipeline: the real streaming loop, run once sequentially (each stage timed on
+its own) and once threaded, in alternating rounds."""
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-from segedge.errors import SegedgeError
-from segedge.preprocess import to_model_input, to_probabilities
 
 PIPELINE_ROUNDS = 3  # sequential and threaded passes alternate, so machine drift hits both alike
 STAGES = ("decode", "preprocess", "inference", "refine+composite", "encode")
@@ -18,19 +15,20 @@ STAGES = ("decode", "preprocess", "inference", "refine+composite", "encode")
 def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None, effect: str = "blur") -> dict:
     """Where the time goes in the video pipeline: each stage timed on its own (sequential pass), then the real
     threaded pipeline's frames/s against model-only frames/s, in alternating rounds (medians reported)."""
+    from segedge.effects import Effect
     from segedge.runtime import Segmenter
-    from segedge.video import process_video
 
     segmenter = Segmenter(engine, "auto", threads)
     stages = dict.fromkeys(STAGES, 0.0)
     model_fps, pipeline_fps = [], []
     with tempfile.TemporaryDirectory(prefix="segedge-pipeline-") as workdir:
         for _ in range(PIPELINE_ROUNDS):
-            seconds, frames = _sequential_pass(segmenter, video, Path(workdir) / f"out{video.suffix}", effect)
-            stages = {k: stages[k] + seconds[k] for k in STAGES}
-            model_fps.append(frames / seconds["inference"])
-            pipeline_fps.append(process_video(segmenter, video, Path(workdir) / f"threaded{video.suffix}",
-                                              effect=effect, quiet=True).fps)
+            sequential = _pass(segmenter, video, Path(workdir) / f"sequential{video.suffix}", Effect(effect), False)
+            stages = {k: stages[k] + v for k, v in _bench_stages(sequential.stage_seconds).items()}
+            model_fps.append(sequential.frames / sequential.stage_seconds["inference"])
+            threaded = _pass(segmenter, video, Path(workdir) / f"threaded{video.suffix}", Effect(effect), True)
+            pipeline_fps.append(threaded.fps)
+    frames = sequential.frames
     total, all_frames = sum(stages.values()), frames * PIPELINE_ROUNDS
     return {
         "video": str(video), "frames": frames, "rounds": PIPELINE_ROUNDS, "model": segmenter.backend.describe(),
@@ -44,49 +42,18 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
     }
 
 
-def _sequential_pass(segmenter, video: Path, out_path: Path, effect: str) -> tuple[dict[str, float], int]:
-    """Seconds spent in each stage over the whole video with the stages run one after another, and the frame count."""
-    import av
-    from av.video.reformatter import VideoReformatter
+def _pass(segmenter, video: Path, out: Path, effect, threaded: bool):
+    """One run of the streaming loop over the whole video, exactly as `segedge run` does it."""
+    from segedge.video import process_video
 
-    from segedge.effects import apply_effect
-    from segedge.media import upright
-    from segedge.runtime import model_size
+    return process_video(segmenter, video, out, effect, quiet=True, threaded=threaded)
 
-    stages, frames = dict.fromkeys(STAGES, 0.0), 0
-    with av.open(str(video)) as source, av.open(str(out_path), "w") as sink:
-        stream = None
-        decoder, reformatter = source.decode(video=0), VideoReformatter()
-        while True:
-            started = time.perf_counter()
-            frame = next(decoder, None)
-            if frame is None:
-                break
-            rgb = upright(frame, reformatter)
-            stages["decode"] += time.perf_counter() - started
-            started = time.perf_counter()
-            tensor = to_model_input(rgb, segmenter.spec, model_size(rgb.shape[:2], segmenter.spec))
-            stages["preprocess"] += time.perf_counter() - started
-            started = time.perf_counter()
-            output = segmenter.backend.infer(tensor)[0, 0]
-            stages["inference"] += time.perf_counter() - started
-            started = time.perf_counter()
-            prob = to_probabilities(output, segmenter.spec)
-            image = apply_effect(rgb, segmenter.to_matte(prob, rgb), effect)
-            stages["refine+composite"] += time.perf_counter() - started
-            started = time.perf_counter()
-            if stream is None:
-                stream = sink.add_stream("libx264", rate=30)
-                stream.width, stream.height, stream.pix_fmt = rgb.shape[1] // 2 * 2, rgb.shape[0] // 2 * 2, "yuv420p"
-            sink.mux(stream.encode(av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(image[:stream.height, :stream.width]), format="rgb24")))
-            stages["encode"] += time.perf_counter() - started
-            frames += 1
-        if stream is not None:
-            sink.mux(stream.encode(None))
-    if frames == 0:
-        raise SegedgeError(f"video {video} has no frames")
-    return stages, frames
+
+def _bench_stages(seconds: dict[str, float]) -> dict[str, float]:
+    """The loop's stages as the bench reports them (refine and composite together, as before the streaming core)."""
+    merged = {k: v for k, v in seconds.items() if k not in ("refine", "composite")}
+    merged["refine+composite"] = seconds["refine"] + seconds["composite"]
+    return {k: merged[k] for k in STAGES}
 
 
 def format_pipeline(result: dict) -> str:

@@ -21,8 +21,11 @@ from segedge.errors import SegedgeError
 
 
 def backend_request(name: str, device: str) -> str:
-    """What load_backend is asked for. Torch follows --device; onnxruntime rows use its CUDA provider when asked,
-    or under auto when it has one, and never its TensorRT provider (native TensorRT has its own row)."""
+    """What load_backend is asked for. Torch follows --device (which names where torch and onnxruntime run);
+    onnxruntime rows use its CUDA provider when asked, or under auto when it has one, and never its TensorRT
+    provider (native TensorRT has its own row, always on the GPU)."""
+    if name == "tensorrt":
+        return "tensorrt"
     if not name.startswith("onnxruntime") or device != "auto":
         return device
     import onnxruntime
@@ -35,7 +38,8 @@ def open_backend(name: str, path: Path, options: BenchOptions):
         from segedge.backends.torch import TorchBackend
 
         return TorchBackend(path, options.device, options.threads, **TORCH_VARIANTS[name])
-    return load_backend(path, backend=backend_request(name, options.device), threads=options.threads)
+    threads = None if name == "tensorrt" else options.threads  # CPU threads mean nothing to a GPU engine
+    return load_backend(path, backend=backend_request(name, options.device), threads=threads)
 
 
 @dataclass

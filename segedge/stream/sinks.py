@@ -1,0 +1,186 @@
+"""Frame sinks: image files, a video file (audio carried over) and a window.
+
+A sink is a context manager with `write(image, frame)`: `image` is the effect's output (RGB, RGBA or grayscale
+uint8) and `frame` the source frame it came from (for its name and timestamp). File sinks are atomic: the output
+appears under its name only when the block ends without error, and nothing half-written is left otherwise.
+`alpha` says whether the sink can keep a transparent background (see Effect.for_sink).
+
+A new sink (a virtual camera, an HTTP response) is a small subclass of Sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segedge.errors import SegedgeError
+from segedge.media import atomic_output, write_image
+from segedge.stream.audio import AudioTrack
+from segedge.stream.sources import Frame
+
+ALPHA_VIDEO = {".webm": ("libvpx-vp9", "yuva420p")}
+VIDEO_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # others: H.264
+WINDOW = "segedge (q or Esc to quit)"
+
+
+class EndOfStream(Exception):
+    """Raised by a sink whose viewer asked to stop (q or Esc in a window): the stream ends cleanly."""
+
+
+class Sink:
+    alpha = False
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Grayscale (a mask) as three equal channels, for outputs that only show colour."""
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+
+
+def check_distinct(source: Path, target: Path) -> None:
+    if target.exists() and target.resolve() == source.resolve():
+        raise SegedgeError(f"output {target} is the input; choose another -o so the input is never overwritten")
+
+
+class ImageFile(Sink):
+    """Every frame to one image file (a single-image run)."""
+
+    alpha = True
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        write_image(self.target, image)
+
+
+class ImageFolder(Sink):
+    """Each frame to `folder`/<its file's name><suffix_for(its path)>, each file atomic. The folder is made when
+    missing and removed again when nothing was written into it."""
+
+    alpha = True
+
+    def __init__(self, folder: Path, suffix_for):
+        self.folder, self.suffix_for, self.written, self.created = Path(folder), suffix_for, 0, False
+
+    def __enter__(self):
+        self.created = not self.folder.exists()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SegedgeError(f"cannot create output folder {self.folder}: {exc.strerror}") from None
+        return self
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        out = self.folder / f"{frame.path.stem}{self.suffix_for(frame.path)}"
+        check_distinct(frame.path, out)
+        write_image(out, image)
+        self.written += 1
+
+    def __exit__(self, *exc) -> None:
+        if self.created and not self.written:
+            self.folder.rmdir()  # leave no empty output folder behind
+
+
+def video_stream(container, suffix: str, width: int, height: int, rate, time_base, alpha: bool):
+    """The output video stream: codec by container, the input's clock, 4:2:0 where the size allows."""
+    codec, pix_fmt = ALPHA_VIDEO[suffix] if alpha else (VIDEO_CODECS.get(suffix, "libx264"), "yuv420p")
+    if pix_fmt == "yuv420p" and (width % 2 or height % 2):
+        pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; odd-sized videos keep their size this way
+    # keep the input's clock in the encoder too, so variable-frame-rate video keeps every timestamp; AVI muxes one
+    # tick per frame at 1/fps (and MPEG-4 Part 2 allows no finer clock than 1/65535)
+    clock = {} if suffix == ".avi" else {"time_base": time_base}
+    stream = container.add_stream(codec, rate=rate, **clock)
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    if clock:
+        stream.time_base = time_base
+    if codec == "libx264":
+        stream.options = {"crf": "18", "preset": "veryfast"}
+    return stream
+
+
+class VideoWriter(Sink):
+    """Frames encoded into a video file with the source's clock (`rate`, `time_base`), and the source's audio
+    tracks (`audio`: PyAV input streams whose packets arrive on the frames) muxed in step.
+
+    A `live` source's timestamps are kept too, except in AVI, which has none: there frames play at `rate`."""
+
+    def __init__(self, target: Path, rate, time_base, audio=(), live: bool = False):
+        self.target, self.suffix = Path(target), Path(target).suffix.lower()
+        self.rate, self.time_base, self.audio_in = rate, time_base, list(audio)
+        self.alpha = self.suffix in ALPHA_VIDEO
+        self.timestamps = not (live and self.suffix == ".avi")
+        self.stream, self.tracks, self.frames = None, {}, 0
+
+    def __enter__(self):
+        import av
+
+        self.files = contextlib.ExitStack()
+        tmp = self.files.enter_context(atomic_output(self.target))
+        self.container = self.files.enter_context(av.open(str(tmp), "w"))
+        return self
+
+    def _start(self, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
+        self.stream = video_stream(self.container, self.suffix, width, height, self.rate, self.time_base,
+                                   alpha=image.shape[2] == 4)
+        # added after the video so players see the usual order: video 0, then audio
+        self.tracks = {s.index: AudioTrack(self.container, s, self.suffix) for s in self.audio_in}
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        import av
+
+        image = as_rgb(image)
+        if self.stream is None:
+            self._start(image)
+        out = av.VideoFrame.from_ndarray(image, format="rgba" if image.shape[2] == 4 else "rgb24")
+        if self.timestamps:
+            out.pts, out.time_base = frame.pts, frame.time_base
+        self.container.mux(self.stream.encode(out))
+        self.frames += 1
+        for packet in frame.audio:
+            self.tracks[packet.stream.index].feed(packet)
+        if frame.pts is not None:
+            for track in self.tracks.values():
+                track.write_until(self.container, frame.seconds)
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:  # close the container, remove the temp file
+            return self.files.__exit__(*exc)
+        with self.files:  # flush, close, and rename the temp file onto the target (or remove it on an error)
+            if self.stream is not None:
+                self.container.mux(self.stream.encode(None))
+            for track in self.tracks.values():
+                track.finish(self.container)
+        return None
+
+
+class Window(Sink):
+    """Frames shown in a desktop window (needs OpenCV with GUI support); q or Esc ends the stream."""
+
+    def __enter__(self):
+        try:
+            cv2.namedWindow(WINDOW)
+        except cv2.error:
+            raise SegedgeError("this OpenCV build has no window support (opencv-python-headless); "
+                               "record instead with -o out.mp4") from None
+        return self
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        cv2.imshow(WINDOW, cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            raise EndOfStream
+
+    def __exit__(self, *exc) -> None:
+        cv2.destroyAllWindows()

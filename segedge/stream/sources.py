@@ -1,0 +1,190 @@
+"""Frame sources: image files, a video file (PyAV) and a camera (OpenCV). Each yields `Frame`s in order and is a
+context manager that releases what it opened.
+
+A source also says how to present it: `total` frames for the progress bar (None when unknown), `unit`, `name`,
+and `live` (a camera: no end of its own, so Ctrl-C ends it cleanly, and it has no timestamps of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segedge.errors import SegedgeError
+from segedge.media import estimate_frames, open_video, read_alpha, read_image, upright, video_rate
+
+log = logging.getLogger("segedge")
+MILLISECOND = Fraction(1, 1000)
+
+
+@dataclass
+class Frame:
+    """One RGB uint8 frame and what came with it."""
+
+    rgb: np.ndarray
+    pts: int | None = None  # presentation time in time_base units (video and camera)
+    time_base: Fraction | None = None
+    path: Path | None = None  # the image file it was read from
+    alpha: np.ndarray | None = None  # the image's own transparency, kept for cut-outs
+    audio: list = field(default_factory=list)  # audio packets demuxed up to this frame (video files)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+
+class Source:
+    total: int | None = None
+    unit = "frame"
+    name: str | None = None
+    live = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Images(Source):
+    """Image files in order. With `skip_unreadable` (folders) an unreadable file is reported and left out, and
+    `failed` lists it; otherwise its error ends the run. `keep_alpha` reads each image's own transparency."""
+
+    unit = "img"
+
+    def __init__(self, paths: list[Path], skip_unreadable: bool = False, keep_alpha: bool = False):
+        self.paths, self.skip_unreadable, self.keep_alpha = paths, skip_unreadable, keep_alpha
+        self.total, self.failed = len(paths), []
+
+    def __iter__(self) -> Iterator[Frame]:
+        for path in self.paths:
+            try:
+                rgb = read_image(path)
+            except SegedgeError as exc:
+                if not self.skip_unreadable:
+                    raise
+                log.warning("skipped: %s", exc)
+                self.failed.append(path)
+                continue
+            yield Frame(rgb, path=path, alpha=self._alpha(path, rgb) if self.keep_alpha else None)
+
+    @staticmethod
+    def _alpha(path: Path, rgb: np.ndarray) -> np.ndarray | None:
+        alpha = read_alpha(path)
+        if alpha is not None and alpha.shape != rgb.shape[:2]:  # EXIF turned the colours, not the alpha (read raw)
+            log.warning("WARNING: %s: its own transparency is left out (the EXIF orientation turned the image)", path)
+            return None
+        return alpha
+
+
+class VideoReader(Source):
+    """Frames of a video file, turned upright, with their timestamps. The file is opened once: its audio packets
+    are demuxed with the video and ride along on the frames, so a sink can copy them in step.
+
+    A damaged packet (corrupt, or cut off at the end of a truncated file) loses its own frame only, with a warning.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.name = Path(path), Path(path).name
+        self.container = open_video(self.path)
+        self.video = self.container.streams.video[0]
+        self.video.thread_type = "AUTO"
+        self.rate, self.time_base = video_rate(self.video), self.video.time_base
+        self.total = estimate_frames(self.container, self.video, self.rate)
+        self.audio = self._known_audio()
+        self.frames = 0
+
+    def _known_audio(self) -> list:
+        """The audio tracks that can be carried over; the others are dropped with a warning."""
+        known = []
+        for number, stream in enumerate(self.container.streams.audio, start=1):
+            if stream.codec_context is None:  # FFmpeg cannot identify the codec: neither copy nor decode is possible
+                log.warning("WARNING: audio track %d of %s has a codec FFmpeg does not know; it is left out of the "
+                            "output", number, self.path)
+            else:
+                known.append(stream)
+        return known
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        reformatter, damaged, audio, held = VideoReformatter(), 0, [], None
+        for packet in self.container.demux([self.video, *self.audio]):
+            if packet.stream.index != self.video.index:
+                audio.append(packet)
+                continue
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                damaged += 1
+                continue
+            for frame in decoded:
+                if held is not None:  # one frame held back, so the audio after the last frame travels with it
+                    yield held
+                held, audio = Frame(upright(frame, reformatter), frame.pts, frame.time_base, audio=audio), []
+                self.frames += 1
+        if held is not None:
+            held.audio.extend(audio)
+            yield held
+        if damaged:
+            log.warning("WARNING: %s: %d damaged video packet(s) could not be decoded; their frames are left out",
+                        self.path, damaged)
+        self._warn_if_short()
+
+    def _warn_if_short(self) -> None:
+        """A truncated file decodes fewer frames than its header promises: say so rather than pass silently."""
+        declared, rate = self.total, self.rate
+        if declared and declared - self.frames > max(1, declared // 100):
+            log.warning("WARNING: %s ended early: read %d of the %d frames it declares (%.1f s of %.1f s); the "
+                        "output is shorter than the input", self.path, self.frames, declared, self.frames / rate,
+                        declared / rate)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class Camera(Source):
+    """Frames of an open OpenCV capture (a webcam, or anything OpenCV opens), stamped with the wall clock in
+    milliseconds, strictly increasing, so a recording plays at real speed even when the model runs slower."""
+
+    live, name = True, "webcam"
+    rate, time_base = 30, MILLISECOND  # 30: the nominal rate, for containers that store one (AVI)
+
+    def __init__(self, capture: cv2.VideoCapture):
+        self.capture = capture
+
+    @classmethod
+    def open(cls, index: int) -> Camera:
+        capture = cv2.VideoCapture(index)
+        if not capture.isOpened():
+            raise SegedgeError(f"webcam {index} does not open: check the index (0, 1, ...) and that no other "
+                               "program holds the camera")
+        return cls(capture)
+
+    def __iter__(self) -> Iterator[Frame]:
+        started, last = None, -1
+        while True:
+            ok, bgr = self.capture.read()
+            if not ok:
+                return
+            now = time.monotonic()
+            started = now if started is None else started
+            last = max(last + 1, round((now - started) * 1000))
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), last, MILLISECOND)
+
+    def close(self) -> None:
+        self.capture.release()
