@@ -1,6 +1,5 @@
 """Helpers shared by test modules: the CLI as users run it, test videos made with ffmpeg, error-shape checks."""
 
-import contextlib
 import io
 import json
 import logging
@@ -61,45 +60,3 @@ def assert_one_line_error(result, *fragments):
     for fragment in fragments:
         assert fragment in lines[-1]
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def live_server(*args, env=None, timeout=120.0):
-    """`segedge serve` as users run it, on a free port of 127.0.0.1: yields its base URL once /health answers
-    (polled at most `timeout` seconds), and stops it afterwards."""
-    import tempfile
-    import time
-    import urllib.request
-
-    port = free_port()
-    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
-    server = subprocess.Popen([*SEGEDGE, "serve", "--port", str(port), *map(str, args)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"segedge serve did not start: {log.read()[-3000:]}") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()

@@ -11,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, live_server, segedge_in_process
+from helpers import assert_one_line_error, segedge_in_process
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from segedge.runtime import Segmenter  # noqa: E402
 from segedge.serve.app import Limits, Settings, create_app  # noqa: E402
+from segedge.serve.local import local_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def test_real_server_answers_concurrent_clients(photo, photo_size):
         with urllib.request.urlopen(request, timeout=120) as reply:
             return reply.status, decoded_bytes(reply.read()).shape
 
-    with live_server("--workers", "2", "--token", "t0k") as url:
+    with local_server("--workers", "2", "--token", "t0k") as url:
         with urllib.request.urlopen(f"{url}/health", timeout=10) as health:
             assert json.load(health)["token_required"] is True
         with ThreadPoolExecutor(16) as pool:

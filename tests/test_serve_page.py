@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import live_server
+
+from segedge.serve.local import local_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "serve_page.png"
@@ -36,7 +37,7 @@ def browser():
 def test_page_uploads_a_photo_and_shows_the_cutout(browser, people, tmp_path):
     photo = shutil.copy(sorted((people / "val-portraits" / "images").iterdir())[0], tmp_path / "portrait.jpg")
     height, width = cv2.imread(str(photo)).shape[:2]
-    with live_server() as url:
+    with local_server() as url:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(url, timeout=60_000)
         with page.expect_response(lambda reply: "/segment" in reply.url, timeout=120_000) as answer:
