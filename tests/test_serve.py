@@ -122,9 +122,9 @@ def pixel_bomb(width=30000, height=30000) -> bytes:
     return bytes(data)
 
 
-def test_pixel_bomb_refused(api):
-    assert_error(api.post("/segment", content=pixel_bomb(), headers={"content-type": "image/png"}), 413,
-                 "30000x30000")
+def test_pixel_bombs_refused(api):
+    assert_error(api.post("/segment", content=pixel_bomb(), headers={"content-type": "image/png"}), 413, "limit")
+    assert_error(api.post("/segment", content=pixel_bomb(9000, 9000)), 413, "9000x9000 image is larger")
 
 
 @pytest.mark.parametrize("body, content_type, status, fragment", [
