@@ -4,6 +4,7 @@ The embedded default model on real photos: every happy path also checks that the
 
 import json
 import struct
+import urllib.error
 import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -166,6 +167,23 @@ def test_real_server_answers_concurrent_clients(photo, photo_size):
         with ThreadPoolExecutor(16) as pool:
             results = list(pool.map(post, [url] * 16))
     assert results == [(200, photo_size)] * 16
+
+
+def test_real_server_over_its_in_flight_limit_answers_503_and_keeps_serving(photo):
+    def status(url: str) -> int:
+        request = urllib.request.Request(f"{url}/segment?effect=mask", data=photo, method="POST",
+                                         headers={"Content-Type": "image/jpeg"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as reply:
+                return reply.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    with local_server("--max-in-flight", "2") as url:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(status, [url] * 6))
+        after = status(url)
+    assert set(statuses) <= {200, 503} and after == 200, statuses
 
 
 def decoded_bytes(data: bytes) -> np.ndarray:

@@ -36,6 +36,8 @@ def command(
     max_mb: Annotated[float, typer.Option(help="Largest upload in MB.")] = 20.0,
     max_megapixels: Annotated[float, typer.Option(help="Largest image in megapixels (decompression bombs).")]
     = 40.0,
+    max_in_flight: Annotated[int, typer.Option(help="Connections and requests per worker at once; more get "
+                                               "503 (bounds the memory of queued uploads).")] = 64,
 ) -> None:
     for module, package in NEEDS.items():
         if importlib.util.find_spec(module) is None:
@@ -55,7 +57,10 @@ def command(
     # one worker: build the app here, so a bad --engine fails now with a one-line error, not inside uvicorn
     if workers < 1:
         raise SegedgeError(f"--workers {workers}: give at least 1")
+    if max_in_flight < 2:  # uvicorn counts the connection and its request: 1 would refuse everything
+        raise SegedgeError(f"--max-in-flight {max_in_flight}: give at least 2")
     if workers > 1 and not resolve_model(engine).is_file():
         raise SegedgeError(f"model file not found: {engine}")
     target = create_app(Settings.from_env()) if workers == 1 else "segedge.serve.app:app_from_env"
-    uvicorn.run(target, host=host, port=port, workers=workers, factory=workers > 1, log_level="info")
+    uvicorn.run(target, host=host, port=port, workers=workers, factory=workers > 1, log_level="info",
+                limit_concurrency=max_in_flight)

@@ -1,7 +1,8 @@
 """The HTTP app behind `segedge serve`: POST an image, get the effect's output back; a web page at `/`.
 
-One Segmenter per process and a lock around its inference: requests decode, composite and encode in parallel
-(FastAPI runs sync endpoints in a thread pool) and queue only for the model, which already uses every core.
+One Segmenter per process and a lock around its inference: a few requests decode, composite and encode in
+parallel threads and queue only for the model, which already uses every core; the others wait with their upload
+still encoded, so many waiting clients cost their bodies' bytes, not decoded frames.
 Uploads are checked before any decoding: body size first, then the pixel count from the image header (Pillow
 reads only the header), so a small file that would decode to gigabytes is refused with 413.
 """
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, segmenter: Segmenter | None = N
     settings = settings or Settings()
     model = segmenter or Segmenter(settings.engine, threads=settings.threads)
     model_lock = threading.Lock()  # one inference at a time: the model's own threads fill the cores
+    # decoded frames in memory at once (up to max_pixels each): enough to decode and encode around the model
+    slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
     app = FastAPI(title="segedge", version=_version(), description="Person segmentation: blur, remove or replace "
                   "the background of an image, or get its mask.")
     add_error_handlers(app)
@@ -117,10 +120,11 @@ def create_app(settings: Settings | None = None, segmenter: Segmenter | None = N
         job = Job.parse(options)
 
         def process() -> tuple[bytes, str]:  # CPU work, off the event loop
-            rgb = decode_checked(data, settings.limits)
-            with model_lock:
-                matte = model.mask(rgb, job.threshold)
-            return job.render(rgb, matte)
+            with slots:
+                rgb = decode_checked(data, settings.limits)
+                with model_lock:
+                    matte = model.mask(rgb, job.threshold)
+                return job.render(rgb, matte)
 
         body, media_type = await run_in_threadpool(process)
         return Response(body, media_type=media_type)
