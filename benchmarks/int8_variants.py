@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ from segedge.export.precision import to_int8
 from segedge.backends import DEFAULT_MODEL
 from segedge.backends.onnxruntime import open_session, spec_from_session
 from segedge.bench import machine_info
+from segedge.cpu import cpu_slug
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
 from segedge.preprocess import to_model_input
@@ -92,7 +92,7 @@ def main() -> None:
              "mask_iou_vs_fp32": scores.get(v)} for v in variants]
     for row in rows:
         print(f"{row['variant']:40s} {row['p50_ms']:7.2f} ms  {row['speedup_vs_fp32']:.2f}x  {row['mask_iou_vs_fp32']}")
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{machine['cpu']} {'-'.join(machine['isa'])}".lower()).strip("-")
+    slug = cpu_slug()
     out = RESULTS / f"int8_cpu_{slug}.json"
     out.write_text(json.dumps({"machine": machine, "rows": rows, "rounds": args.rounds}, indent=2) + "\n")
     print(f"wrote {out}")

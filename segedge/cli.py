@@ -8,7 +8,7 @@ import threading
 
 import typer
 
-from segedge.commands import bench, export, run, train
+from segedge.commands import bench, export, run, serve, train
 from segedge.commands import eval as eval_command
 from segedge.errors import SegedgeError
 
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (train, export, run, eval_command, bench):
+for module in (train, export, run, eval_command, bench, serve):
     app.command(module.NAME, help=module.HELP, epilog=module.EXAMPLES)(module.command)
 
 

@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import platform
+import re
 from pathlib import Path
 
 from segedge.errors import SegedgeError
@@ -50,6 +51,11 @@ def isa_flags() -> list[str]:
     """The instruction sets from ISA_FLAGS this CPU has, e.g. ['AVX2', 'AVX-512', 'AVX-512 VNNI']."""
     flags = _cpuinfo()[1]
     return [name for flag, name in ISA_FLAGS.items() if flag in flags]
+
+
+def cpu_slug() -> str:
+    """CPU model and ISA flags as a file-name part, e.g. 'amd-epyc-7b13-64-core-processor-avx2'."""
+    return re.sub(r"[^a-z0-9]+", "-", f"{cpu_model()} {'-'.join(isa_flags())}".lower()).strip("-")
 
 
 def int8_saturates() -> bool:

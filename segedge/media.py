@@ -46,12 +46,17 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise SegedgeError(f"image not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
+    return decode_image(np.fromfile(path, dtype=np.uint8), str(path))
+
+
+def decode_image(data: bytes | np.ndarray, name: str = "upload") -> np.ndarray:
+    """Encoded image bytes (a file's, an upload's) -> RGB uint8; a one-line SegedgeError naming `name`."""
+    data = np.frombuffer(data, np.uint8) if isinstance(data, bytes | bytearray) else data
     # ANYCOLOR|ANYDEPTH keeps gray and 16-bit as they are and, unlike UNCHANGED, applies the EXIF orientation,
     # so phone photos come out the way they are shown (the alpha of an RGBA input is dropped here; read_alpha reads it)
     image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
-        raise SegedgeError(f"cannot decode image {path}: the file is empty, corrupt or not an image")
+        raise SegedgeError(f"cannot decode image {name}: the file is empty, corrupt or not an image")
     return to_rgb8(image)
 
 
@@ -113,14 +118,20 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
         raise SegedgeError(f"output {path}: name it with an image extension ({', '.join(IMAGE_EXTENSIONS)})")
     if image.ndim == 3 and image.shape[2] == 4 and path.suffix.lower() not in ALPHA_EXTENSIONS:
         raise SegedgeError(f"{path}: a cut-out has transparency; write it as .png or .webp")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(path.suffix.lower() or ".png", image)
-    if not ok:
-        raise SegedgeError(f"cannot encode an image as {path.suffix or '(no extension)'}: {path}")
+    encoded = encode_image(image, path.suffix.lower() or ".png", str(path))
     with atomic_output(path) as tmp:
         tmp.write_bytes(encoded)  # not ndarray.tofile: its OSError on a full disk carries no errno
     return path
+
+
+def encode_image(image: np.ndarray, suffix: str, name: str = "output") -> bytes:
+    """RGB, RGBA or grayscale uint8 -> the bytes of an image file of that suffix (".png", ".jpg", ...)."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise SegedgeError(f"cannot encode an image as {suffix or '(no extension)'}: {name}")
+    return encoded.tobytes()
 
 
 def expand_images(source: str) -> list[Path]:

@@ -59,3 +59,4 @@ def assert_one_line_error(result, *fragments):
     assert lines and lines[-1].startswith("segedge: error:"), result.stderr
     for fragment in fragments:
         assert fragment in lines[-1]
+

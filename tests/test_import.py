@@ -1,4 +1,4 @@
-"""`import segedge` stays light: no torch, no onnxruntime until a model is used."""
+"""`import segedge` stays light: no torch, no onnxruntime until a model is used, no FastAPI until `segedge serve`."""
 
 import subprocess
 import sys
@@ -6,7 +6,8 @@ import sys
 
 def test_import_segedge_leaves_torch_unimported():
     code = ("import sys, segedge, segedge.cli; "
-            "heavy = [m for m in ('torch', 'torchvision', 'onnxruntime', 'tensorrt') if m in sys.modules]; "
+            "heavy = ('torch', 'torchvision', 'onnxruntime', 'tensorrt', 'fastapi', 'uvicorn'); "
+            "heavy = [m for m in heavy if m in sys.modules]; "
             "print(heavy); assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -15,7 +16,7 @@ def test_import_segedge_leaves_torch_unimported():
 def test_cli_lists_every_command():
     result = subprocess.run([sys.executable, "-m", "segedge.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for command in ("train", "export", "run", "eval", "bench"):
+    for command in ("train", "export", "run", "eval", "bench", "serve"):
         assert command in result.stdout
 
 

@@ -79,6 +79,13 @@ def test_wheel_cli_help_and_image_run(installed, people, tmp_path):
     assert (tmp_path / "photo_remove.png").stat().st_size > 0
 
 
+def test_wheel_serve_without_its_extra_names_the_extra(installed, tmp_path):
+    result = run_installed(installed, "serve", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("segedge: error: fastapi is not installed; install it with: "
+                                                      "pip install 'segedge[serve]'")
+
+
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make the test video")
 def test_wheel_video_run(installed, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", seconds=1)

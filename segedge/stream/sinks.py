@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from segedge.errors import SegedgeError
-from segedge.media import atomic_output, write_image
+from segedge.media import atomic_output, encode_image, write_image
 from segedge.stream.audio import AudioTrack
 from segedge.stream.sources import Frame
 
@@ -63,6 +63,21 @@ class ImageFile(Sink):
 
     def write(self, image: np.ndarray, frame: Frame) -> None:
         write_image(self.target, image)
+
+
+FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg")}  # EncodedImage's formats
+
+
+class EncodedImage(Sink):
+    """The frame's result as the bytes of a PNG (keeps alpha) or JPEG file in memory, e.g. for an HTTP reply."""
+
+    def __init__(self, format: str = "png"):
+        self.media_type, self.suffix = FORMATS[format]
+        self.alpha = format == "png"
+        self.data = b""
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        self.data = encode_image(image, self.suffix)
 
 
 class ImageFolder(Sink):
