@@ -176,7 +176,7 @@ class Window(Sink):
             cv2.namedWindow(WINDOW)
         except cv2.error:
             raise SegedgeError("this OpenCV build has no window support (opencv-python-headless); "
-                               "record instead with -o out.mp4") from None
+                               "watch in the browser with --preview, or record with -o out.mp4") from None
         return self
 
     def write(self, image: np.ndarray, frame: Frame) -> None:
