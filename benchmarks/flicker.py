@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from itertools import pairwise
@@ -131,7 +132,7 @@ def main() -> None:
     still = still_masks(frames)
     report = {"video": args.video.name, "frames": len(frames), "size": list(frames[0].shape[1::-1]),
               "still_share": round(float(np.mean([s.mean() for s in still])), 4),
-              "machine": {"cpu": cpu_model(), "isa": isa_flags(), "cores": __import__("os").cpu_count(),
+              "machine": {"cpu": cpu_model(), "isa": isa_flags(), "cores": os.cpu_count(),
                           "platform": platform.platform(), "python": platform.python_version()},
               "settings": {name: {"strength": s, "motion_aware": m} for name, (s, m) in SETTINGS.items()},
               "models": {engine: measure(engine, frames, still, args.threads) for engine in engines}}

@@ -53,7 +53,8 @@ class Preview(Sink):
 
     def __init__(self, effect: Effect, stats: Stats, port: int = 0, host: str = "127.0.0.1"):
         self.effect, self.stats, self.address = effect, stats, (host, port)
-        self.changed: Effect | None = None
+        self.changed: Effect | None = None  # asked for by the page, not yet taken by the stream
+        self.lock = threading.Lock()  # between the page's thread setting `changed` and the stream taking it
         self.jpeg, self.number = b"", 0  # the newest frame and how many came before it
         self.shown: deque[float] = deque(maxlen=30)  # when the last frames were written: the page's frames/s
         self.fresh = threading.Condition()
@@ -95,7 +96,8 @@ class Preview(Sink):
 
     def controls(self) -> Effect | None:
         """For stream(): the effect the page asked for since the last frame, if any."""
-        changed, self.changed = self.changed, None
+        with self.lock:
+            changed, self.changed = self.changed, None
         return changed
 
     def control(self, fields: dict[str, str]) -> None:
@@ -107,7 +109,8 @@ class Preview(Sink):
             raise SegedgeError(f"blur_strength must be a whole number, got {fields['blur_strength']!r}") from None
         if strength < 1:
             raise SegedgeError(f"blur strength must be at least 1, got {strength}")
-        self.effect = self.changed = replace(self.effect, name=name, blur_strength=strength)  # checks the name
+        with self.lock:
+            self.effect = self.changed = replace(self.effect, name=name, blur_strength=strength)  # checks the name
 
     def numbers(self) -> dict:
         frames = max(self.stats.frames, 1)

@@ -176,19 +176,31 @@ class LiveSource(Source):
         """RGB frames as they arrive, at the source's own pace; ends when the source does."""
         raise NotImplementedError
 
+    dropped = 0
+    _worker: threading.Thread | None = None
+
     def __iter__(self) -> Iterator[Frame]:
         self.dropped, self._newest, self._ended, self._error = 0, None, False, None
         self._ready, self._stop = threading.Condition(), threading.Event()
-        worker = threading.Thread(target=self._keep_newest, daemon=True)
-        worker.start()
+        self._worker = threading.Thread(target=self._keep_newest, daemon=True)
+        self._worker.start()
         try:
             while (frame := self._take()) is not None:
                 yield frame
         finally:
-            self._stop.set()
-            worker.join(timeout=2)
+            self.stop_capture()
         if self._error is not None:
             raise self._error
+
+    def stop_capture(self) -> None:
+        """Stop the capture thread (before the device it reads is released)."""
+        if self._worker is not None:
+            self._stop.set()
+            self._worker.join(timeout=2)
+            self._worker = None
+
+    def close(self) -> None:
+        self.stop_capture()
 
     def _keep_newest(self) -> None:
         started = time.monotonic()
@@ -253,6 +265,7 @@ class Camera(LiveSource):
             yield cv2.cvtColor(result[1], cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
+        self.stop_capture()
         self.capture_device.release()
 
 
