@@ -62,21 +62,39 @@ def shift_threshold(prob: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(prob < threshold, below, above).astype(np.float32)
 
 
+MOTION_SCALE = 0.08  # luminance change (0..1) at which a pixel counts as fully moving: no smoothing there
+
+
 class TemporalSmoother:
     """Exponential moving average of per-frame probabilities so mask edges do not flicker in video.
 
-    strength 0 = off; 0.5 weights the previous estimate as much as the new frame.
+    strength 0 = off; 0.5 weights the previous estimate as much as the new frame. Plain EMA trails a moving arm by
+    a frame or two; `motion_aware` (with the frame passed in) lowers the weight of the past where the frame itself
+    changed, so still regions stay steady and moving ones follow at once.
     """
 
-    def __init__(self, strength: float = 0.5):
+    def __init__(self, strength: float = 0.5, motion_aware: bool = False):
         if not 0.0 <= strength < 1.0:
             raise SegedgeError(f"smoothing strength {strength} must be in [0, 1); 0 turns smoothing off")
-        self.strength = strength
+        self.strength, self.motion_aware = strength, motion_aware
         self.state: np.ndarray | None = None
+        self.guide: np.ndarray | None = None  # the previous frame's luminance at model resolution
 
-    def __call__(self, prob: np.ndarray) -> np.ndarray:
+    def __call__(self, prob: np.ndarray, frame_rgb: np.ndarray | None = None) -> np.ndarray:
+        weight = self._weight(prob, frame_rgb)
         if self.strength == 0 or self.state is None or self.state.shape != prob.shape:
             self.state = prob
         else:
-            self.state = self.strength * self.state + (1 - self.strength) * prob
+            self.state = weight * self.state + (1 - weight) * prob
         return self.state
+
+    def _weight(self, prob: np.ndarray, frame_rgb: np.ndarray | None) -> float | np.ndarray:
+        """The weight of the past: `strength`, or per pixel strength * (1 - motion) when motion-aware."""
+        if not self.motion_aware or frame_rgb is None or self.strength == 0:
+            return self.strength
+        guide = cv2.resize(_luminance(frame_rgb), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_AREA)
+        previous, self.guide = self.guide, guide
+        if previous is None or previous.shape != guide.shape:
+            return self.strength
+        motion = np.clip(_box(np.abs(guide - previous), 1) / MOTION_SCALE, 0.0, 1.0)  # spread a pixel to its ring
+        return (self.strength * (1.0 - motion)).astype(np.float32)

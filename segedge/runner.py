@@ -29,6 +29,12 @@ class RunOptions:
     blur_strength: int = DEFAULT_BLUR
     threads: int | None = None
     quiet: bool = False
+    camera_size: str | None = None  # "1280x720"
+    camera_fps: float | None = None
+    live: bool = False  # a video file played as a camera (real time, newest frame only)
+    virtual_cam: bool = False
+    preview: bool = False
+    preview_port: int = 0
 
 
 def input_kind(source: str) -> str:
@@ -47,6 +53,29 @@ def input_kind(source: str) -> str:
         return "video"
     raise SegedgeError(f"{source}: unsupported file type {suffix or '(no extension)'}; expected an image "
                        f"({', '.join(IMAGE_EXTENSIONS)}) or a video ({', '.join(VIDEO_EXTENSIONS)})")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'1280x720' -> (1280, 720)."""
+    if text is None:
+        return None
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise SegedgeError(f"--camera-size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x720")
+    return int(width), int(height)
+
+
+def check_live_options(options: RunOptions, kind: str) -> None:
+    """Live-only options on a file (not played --live) would do nothing: say so instead."""
+    live_only = {"--virtual-cam": options.virtual_cam, "--preview": options.preview,
+                 "--camera-size": options.camera_size, "--camera-fps": options.camera_fps}
+    if kind == "webcam" or options.live:
+        if options.live and kind != "video":
+            raise SegedgeError(f"--live plays a video file as a camera; {options.input} is not a video file")
+        return
+    for flag, value in live_only.items():
+        if value:
+            raise SegedgeError(f"{flag} needs a live source: a webcam index (0) or a video file with --live")
 
 
 def image_suffix(source: Path, effect: str) -> str:
@@ -81,8 +110,10 @@ def run(options: RunOptions) -> Path | None:
     """Process an image, folder, video or webcam; returns the output path (None for a webcam shown on screen)."""
     effect = Effect(options.effect, options.background, options.blur_strength)
     kind = input_kind(options.input)
+    check_live_options(options, kind)
+    camera_size = parse_size(options.camera_size)
     target = Path(options.output) if options.output else None
-    if kind != "webcam":
+    if kind != "webcam" and not options.live:
         target = resolve_output(options.input, kind, options.effect, target)
         check_distinct(Path(options.input), target)
 
@@ -91,6 +122,8 @@ def run(options: RunOptions) -> Path | None:
     segmenter = Segmenter(options.engine, options.backend, options.threads)
     if not options.quiet:
         log.info("model: %s", segmenter.backend.describe())
+    if kind == "webcam" or options.live:
+        return _run_live(segmenter, options, effect, target, camera_size)
     if kind == "image":
         with Images([Path(options.input)], keep_alpha=effect.name == "remove") as source, ImageFile(target) as sink:
             stream(source, segmenter, sink, effect, options.threshold)
@@ -105,10 +138,27 @@ def run(options: RunOptions) -> Path | None:
         if not options.quiet:
             log.info("%d frames in %.1f s (%.1f frames/s)", stats.frames, stats.seconds, stats.fps)
         return target
-    from segedge.webcam import run_webcam
+    raise AssertionError(f"unhandled input kind {kind}")
 
-    return run_webcam(segmenter, int(options.input), target, effect, options.threshold, options.smooth,
-                      options.quiet)
+
+def _run_live(segmenter, options: RunOptions, effect: Effect, target: Path | None,
+              camera_size: tuple[int, int] | None) -> Path | None:
+    """A webcam, or a video file played --live, into a window, preview, virtual camera and/or recording."""
+    from segedge.stream import Camera
+    from segedge.stream.sources import LiveVideo
+    from segedge.webcam import LiveOutputs, run_live
+
+    if options.live:
+        def open_source():
+            return LiveVideo(Path(options.input))
+    else:
+        def open_source():
+            return Camera.open(int(options.input), camera_size, options.camera_fps)
+    outputs = LiveOutputs(target, options.virtual_cam, options.preview, options.preview_port)
+    stats = run_live(segmenter, open_source, outputs, effect, options.threshold, options.smooth, options.quiet)
+    if not options.quiet:
+        log.info("%s", stats.summary())
+    return target
 
 
 def _run_folder(segmenter, options: RunOptions, effect: Effect, target: Path) -> Path:

@@ -64,6 +64,20 @@ def test_temporal_smoother_is_an_ema_and_can_be_off():
     assert off(np.zeros(2))[0] == 0.0
 
 
+def test_motion_aware_smoothing_follows_moving_pixels_and_smooths_still_ones():
+    frame = np.zeros((40, 40, 3), np.uint8)
+    moved = frame.copy()
+    moved[:, 20:] = 255  # the right half of the picture changed, the left half did not
+    smoother = TemporalSmoother(0.5, motion_aware=True)
+    smoother(np.zeros((8, 8), np.float32), frame)
+    out = smoother(np.ones((8, 8), np.float32), moved)
+    assert np.allclose(out[:, :3], 0.5)  # still: the plain average
+    assert np.allclose(out[:, 5:], 1.0)  # moving: the new frame at once
+    plain = TemporalSmoother(0.5)
+    plain(np.zeros((8, 8), np.float32), frame)
+    assert np.allclose(plain(np.ones((8, 8), np.float32), moved), 0.5)  # without motion-aware: the average everywhere
+
+
 @pytest.mark.parametrize("strength", [-0.1, 1.0, 2.0])
 def test_smoothing_out_of_range_is_a_user_error(strength):
     with pytest.raises(SegedgeError, match="smoothing"):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, ffprobe, make_video, segedge
 
+from segedge.effects import Effect
 from segedge.runtime import Segmenter
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make test videos")
@@ -187,14 +188,17 @@ def test_bad_options_are_one_line_errors(tiny_onnx, tmp_path, option, value, mes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
-def test_webcam_loop_records_every_frame_atomically(tiny_onnx, tmp_path):
-    from segedge.webcam import stream_capture
+def test_webcam_loop_records_every_frame_it_shows_atomically(tiny_onnx, tmp_path):
+    from segedge.stream import Camera
+    from segedge.webcam import LiveOutputs, run_live
 
     source = make_video(tmp_path / "camera.mp4", audio=False)
     out = tmp_path / "recording.mp4"
     capture = cv2.VideoCapture(str(source))  # any OpenCV source stands in for a camera here
-    assert stream_capture(Segmenter(tiny_onnx), capture, out, effect="mask") == out
-    assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "10"
+    stats = run_live(Segmenter(tiny_onnx), lambda: Camera(capture), LiveOutputs(out), Effect("mask"))
+    # a file captures faster than the model runs: the stale frames are dropped, never queued
+    assert stats.frames + stats.dropped == 10 and stats.frames >= 1
+    assert ffprobe(out, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == str(stats.frames)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4", "recording.mp4"]
 
 

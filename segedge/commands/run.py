@@ -16,7 +16,9 @@ EXAMPLES = """Examples:\n\n
   segedge run photo.jpg --effect remove                   # -> photo_remove.png with alpha\n\n
   segedge run clip.mp4 --effect replace --background beach.jpg -o out.mp4\n\n
   segedge run photos/ --effect mask --engine model.int8.onnx   # -> photos_mask/\n\n
-  segedge run 0 -o webcam.mp4 --engine model.trt --backend tensorrt
+  segedge run 0 -o webcam.mp4 --engine model.trt --backend tensorrt\n\n
+  segedge run 0 --camera-size 1280x720 --camera-fps 30 --virtual-cam --preview   # video calls\n\n
+  segedge run clip.mp4 --live --preview                   # a file played as a camera
 """
 
 
@@ -36,12 +38,23 @@ def command(
     blur_strength: Annotated[int, typer.Option(help="Background blur radius in pixels.")] = DEFAULT_BLUR,
     threads: Annotated[int | None, typer.Option(help="CPU threads for inference.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or model line.")] = False,
+    camera_size: Annotated[str | None, typer.Option(help="Webcam resolution WIDTHxHEIGHT, e.g. 1280x720.")] = None,
+    camera_fps: Annotated[float | None, typer.Option(help="Webcam frame rate, e.g. 30.")] = None,
+    live: Annotated[bool, typer.Option(help="Play a video file as if it were a camera (real time, newest "
+                                       "frame only): try a live setup without one.")] = False,
+    virtual_cam: Annotated[bool, typer.Option(help="Send a live source's frames to a virtual camera for video "
+                                              "calls (pip install 'segedge[vcam]'; v4l2loopback or OBS).")] = False,
+    preview: Annotated[bool, typer.Option(help="Live preview in the browser (prints its 127.0.0.1 URL), with "
+                                          "frames/s, stage times and effect controls.")] = False,
+    preview_port: Annotated[int, typer.Option(help="Port of --preview (0: any free port).")] = 0,
 ) -> None:
     from segedge.runner import RunOptions, run
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     result = run(RunOptions(input=input, output=output, engine=str(engine) if engine else None, effect=effect,
                             background=background, backend=backend, threshold=threshold, smooth=smooth,
-                            blur_strength=blur_strength, threads=threads, quiet=quiet))
+                            blur_strength=blur_strength, threads=threads, quiet=quiet, camera_size=camera_size,
+                            camera_fps=camera_fps, live=live, virtual_cam=virtual_cam, preview=preview,
+                            preview_port=preview_port))
     if result is not None and not quiet:
         typer.echo(f"wrote {result}")

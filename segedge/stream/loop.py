@@ -36,10 +36,24 @@ class Stats:
     frames: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    dropped: int = 0  # stale frames a live source skipped (it keeps only the newest)
+    latencies: list[float] = field(default_factory=list)  # live sources: capture to written/shown, seconds
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
+
+    def latency_ms(self, percentile: float) -> float | None:
+        """End-to-end latency (capture to output) at `percentile`, in ms; None without a live source."""
+        return float(np.percentile(self.latencies, percentile) * 1000) if self.latencies else None
+
+    def summary(self) -> str:
+        """One line for a person: frames/s, and for a live source the latency and the frames dropped."""
+        line = f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s)"
+        if self.latencies:
+            line += (f"; latency capture to output p50 {self.latency_ms(50):.0f} ms, p90 {self.latency_ms(90):.0f} ms"
+                     f"; {self.dropped} stale frames dropped")
+        return line
 
     @contextlib.contextmanager
     def timing(self, stage: str) -> Iterator[None]:
@@ -52,11 +66,15 @@ class Stats:
 class _Steps:
     """What happens to frames between the source and the sink, each step timed."""
 
-    def __init__(self, segmenter, sink: Sink, effect: Effect | str | None, threshold: float | None, smooth: float):
+    def __init__(self, segmenter, sink: Sink, effect: Effect | str | None, threshold: float | None, smooth: float,
+                 stats: Stats | None = None, controls: Callable[[], Effect | None] | None = None):
         check_threshold(threshold)
         effect = Effect(effect) if isinstance(effect, str) else effect or Effect()
-        self.segmenter, self.sink, self.threshold = segmenter, sink, threshold
-        self.effect, self.smoother, self.stats = effect.for_sink(sink), TemporalSmoother(smooth), Stats()
+        self.segmenter, self.sink, self.threshold, self.controls = segmenter, sink, threshold, controls
+        # motion-aware: as steady as plain EMA where the picture is still, a quarter of its trail behind moving people
+        # (benchmarks/results/flicker.md)
+        self.effect, self.smoother = effect.for_sink(sink), TemporalSmoother(smooth, motion_aware=True)
+        self.stats = stats if stats is not None else Stats()
 
     def decode(self, frames: Iterator[Frame]) -> Frame | None:
         with self.stats.timing("decode"):
@@ -70,24 +88,30 @@ class _Steps:
         with self.stats.timing("inference"):
             probs = segmenter.infer(tensors)
         with self.stats.timing("refine"):
-            mattes = [segmenter.to_matte(self.smoother(prob), frame.rgb, self.threshold)
+            mattes = [segmenter.to_matte(self.smoother(prob, frame.rgb), frame.rgb, self.threshold)
                       for frame, prob in zip(frames, probs, strict=True)]
             return [m if f.alpha is None else m * f.alpha for f, m in zip(frames, mattes, strict=True)]
 
     def output(self, frame: Frame, matte: np.ndarray) -> None:
+        if self.controls is not None and (changed := self.controls()) is not None:  # switched live, between frames
+            self.effect = changed.for_sink(self.sink)
         with self.stats.timing("composite"):
             image = self.effect(frame.rgb, matte)
         with self.stats.timing("encode"):
             self.sink.write(image, frame)
+        if frame.captured is not None:
+            self.stats.latencies.append(time.perf_counter() - frame.captured)
 
 
 def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = None, threshold: float | None = None,
-           smooth: float = 0.0, threaded: bool | None = None, quiet: bool = True) -> Stats:
+           smooth: float = 0.0, threaded: bool | None = None, quiet: bool = True, stats: Stats | None = None,
+           controls: Callable[[], Effect | None] | None = None) -> Stats:
     """Every frame of `source` through `segmenter` and `effect` into `sink` (entered by the caller, which so
     decides when the output is committed). Threaded unless the source is live; `smooth` is the temporal smoothing
     of the probabilities (0 = off). A window closed by its viewer, or Ctrl-C on a live source, ends the stream
-    cleanly."""
-    steps = _Steps(segmenter, sink, effect, threshold, smooth)
+    cleanly. `stats` (optional) is filled as frames go, for a live view of them; `controls`, called between frames,
+    returns a new Effect to switch to (or None)."""
+    steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls)
     run = _threaded if (not source.live if threaded is None else threaded) else _sequential
     bar = tqdm(total=source.total, unit=source.unit, desc=source.name, disable=quiet)
     started = time.perf_counter()
@@ -101,6 +125,7 @@ def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = 
     finally:
         bar.close()
     steps.stats.seconds = time.perf_counter() - started
+    steps.stats.dropped = getattr(source, "dropped", 0)
     return steps.stats
 
 

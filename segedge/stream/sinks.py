@@ -1,4 +1,4 @@
-"""Frame sinks: image files, a video file (audio carried over) and a window.
+"""Frame sinks: image files, a video file (audio carried over), a window, a virtual camera, and several at once.
 
 A sink is a context manager with `write(image, frame)`: `image` is the effect's output (RGB, RGBA or grayscale
 uint8) and `frame` the source frame it came from (for its name and timestamp). File sinks are atomic: the output
@@ -11,6 +11,7 @@ A new sink (a virtual camera, an HTTP response) is a small subclass of Sink.
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ from segedge.stream.sources import Frame
 ALPHA_VIDEO = {".webm": ("libvpx-vp9", "yuva420p")}
 VIDEO_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # others: H.264
 WINDOW = "segedge (q or Esc to quit)"
+log = logging.getLogger("segedge")
 
 
 class EndOfStream(Exception):
@@ -189,7 +191,7 @@ class Window(Sink):
             cv2.namedWindow(WINDOW)
         except cv2.error:
             raise SegedgeError("this OpenCV build has no window support (opencv-python-headless); "
-                               "record instead with -o out.mp4") from None
+                               "watch in the browser with --preview, or record with -o out.mp4") from None
         return self
 
     def write(self, image: np.ndarray, frame: Frame) -> None:
@@ -199,3 +201,77 @@ class Window(Sink):
 
     def __exit__(self, *exc) -> None:
         cv2.destroyAllWindows()
+
+
+VCAM_HELP = ("install a virtual camera: on Linux the v4l2loopback kernel module (apt install v4l2loopback-dkms; "
+             "sudo modprobe v4l2loopback), on Windows/macOS OBS Studio (its virtual camera)")
+
+
+def camera_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An effect's output as the RGB uint8 (height, width, 3) frame a virtual camera of `size` (width, height)
+    takes: a mask as gray, alpha dropped (for_sink already turned "remove" into a screen), resized if it differs."""
+    rgb = np.ascontiguousarray(as_rgb(image)[..., :3])
+    if (rgb.shape[1], rgb.shape[0]) != size:
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+class VirtualCamera(Sink):
+    """Frames sent to a virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on Windows/macOS) that video-call
+    apps can pick. It opens at the first frame's size unless `size` (width, height) is given, at `fps`; with no
+    pyvirtualcam, or no virtual camera device, a SegedgeError says what to install."""
+
+    def __init__(self, fps: float = 30, size: tuple[int, int] | None = None, device: str | None = None):
+        self.fps, self.size, self.device, self.camera = float(fps), size, device, None
+
+    def __enter__(self):
+        try:
+            import pyvirtualcam  # optional: the [vcam] extra
+        except ImportError:
+            raise SegedgeError("--virtual-cam needs pyvirtualcam: pip install 'segedge[vcam]'") from None
+        self.module = pyvirtualcam
+        if self.size is not None:
+            self._open(self.size)
+        return self
+
+    def _open(self, size: tuple[int, int]) -> None:
+        try:
+            self.camera = self.module.Camera(size[0], size[1], self.fps, device=self.device)
+        except RuntimeError as exc:  # pyvirtualcam's way of saying there is no device (or it is busy)
+            reason = str(exc).splitlines()[0] if str(exc) else "no virtual camera device"
+            raise SegedgeError(f"no virtual camera to send to ({reason}); {VCAM_HELP}") from None
+        self.size = size
+        log.info("virtual camera: %s, %dx%d at %g frames/s", self.camera.device, size[0], size[1], self.fps)
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        if self.camera is None:
+            self._open((image.shape[1], image.shape[0]))
+        self.camera.send(camera_frame(image, self.size))
+
+    def __exit__(self, *exc) -> None:
+        if self.camera is not None:
+            self.camera.close()
+
+
+class Tee(Sink):
+    """The same frames to several sinks (a preview and a virtual camera and a recording); it keeps transparency
+    only if all of them do."""
+
+    def __init__(self, *sinks: Sink):
+        self.sinks = sinks
+        self.alpha = all(sink.alpha for sink in sinks)
+
+    def __enter__(self):
+        self.stack = contextlib.ExitStack()
+        with self.stack:
+            for sink in self.sinks:
+                self.stack.enter_context(sink)
+            self.stack = self.stack.pop_all()
+        return self
+
+    def write(self, image: np.ndarray, frame: Frame) -> None:
+        for sink in self.sinks:
+            sink.write(image, frame)
+
+    def __exit__(self, *exc):
+        return self.stack.__exit__(*exc)

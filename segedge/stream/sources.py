@@ -1,13 +1,18 @@
-"""Frame sources: image files, a video file (PyAV) and a camera (OpenCV). Each yields `Frame`s in order and is a
-context manager that releases what it opened.
+"""Frame sources: image files, a video file (PyAV), a camera (OpenCV) and a video file played as a camera. Each
+yields `Frame`s in order and is a context manager that releases what it opened.
 
 A source also says how to present it: `total` frames for the progress bar (None when unknown), `unit`, `name`,
 and `live` (a camera: no end of its own, so Ctrl-C ends it cleanly, and it has no timestamps of its own).
+
+Live sources never queue: a capture thread keeps only the newest frame, and the consumer always gets the newest
+one (a live view must show now, not a backlog); the frames it never took are counted in `dropped`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ class Frame:
     path: Path | None = None  # the image file it was read from
     alpha: np.ndarray | None = None  # the image's own transparency, kept for cut-outs
     audio: list = field(default_factory=list)  # audio packets demuxed up to this frame (video files)
+    captured: float | None = None  # time.perf_counter() at capture (live sources), for end-to-end latency
 
     @property
     def seconds(self) -> float | None:
@@ -157,34 +163,131 @@ class VideoReader(Source):
         self.container.close()
 
 
-class Camera(Source):
-    """Frames of an open OpenCV capture (a webcam, or anything OpenCV opens), stamped with the wall clock in
-    milliseconds, strictly increasing, so a recording plays at real speed even when the model runs slower."""
+class LiveSource(Source):
+    """A source that produces frames at its own pace (a camera). A capture thread runs `capture()` and keeps only
+    the newest frame; iterating waits for a frame newer than the last one given out, so a slow consumer skips
+    stale frames (counted in `dropped`) instead of falling behind. Frames carry the wall clock in milliseconds,
+    strictly increasing, so a recording plays at real speed even when the model runs slower."""
 
-    live, name = True, "webcam"
-    rate, time_base = 30, MILLISECOND  # 30: the nominal rate, for containers that store one (AVI)
+    live = True
+    rate, time_base = 30, MILLISECOND  # rate: the nominal frames/s, for containers that store one (AVI)
+
+    def capture(self) -> Iterator[np.ndarray]:
+        """RGB frames as they arrive, at the source's own pace; ends when the source does."""
+        raise NotImplementedError
+
+    dropped = 0
+    _worker: threading.Thread | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.dropped, self._newest, self._ended, self._error = 0, None, False, None
+        self._ready, self._stop = threading.Condition(), threading.Event()
+        self._worker = threading.Thread(target=self._keep_newest, daemon=True)
+        self._worker.start()
+        try:
+            while (frame := self._take()) is not None:
+                yield frame
+        finally:
+            self.stop_capture()
+        if self._error is not None:
+            raise self._error
+
+    def stop_capture(self) -> None:
+        """Stop the capture thread (before the device it reads is released)."""
+        if self._worker is not None:
+            self._stop.set()
+            self._worker.join(timeout=2)
+            self._worker = None
+
+    def close(self) -> None:
+        self.stop_capture()
+
+    def _keep_newest(self) -> None:
+        started = time.monotonic()
+        try:
+            with contextlib.closing(self.capture()) as frames:  # closed (file, device) also when stopped early
+                self._publish(frames, started)
+        except BaseException as exc:  # re-raised in the consumer's thread
+            self._error = exc
+        finally:
+            with self._ready:
+                self._ended = True
+                self._ready.notify()
+
+    def _publish(self, frames: Iterator[np.ndarray], started: float) -> None:
+        last = -1
+        for rgb in frames:
+            if self._stop.is_set():
+                return
+            now = time.perf_counter()
+            last = max(last + 1, round((time.monotonic() - started) * 1000))
+            with self._ready:
+                self.dropped += self._newest is not None  # overwritten before anyone took it: stale
+                self._newest = Frame(rgb, last, MILLISECOND, captured=now)
+                self._ready.notify()
+
+    def _take(self) -> Frame | None:
+        with self._ready:
+            self._ready.wait_for(lambda: self._newest is not None or self._ended)
+            frame, self._newest = self._newest, None
+            return frame
+
+
+class Camera(LiveSource):
+    """Frames of an open OpenCV capture (a webcam, or anything OpenCV opens)."""
+
+    name = "webcam"
 
     def __init__(self, capture: cv2.VideoCapture):
-        self.capture = capture
+        self.capture_device = capture
 
     @classmethod
-    def open(cls, index: int) -> Camera:
+    def open(cls, index: int, size: tuple[int, int] | None = None, fps: float | None = None) -> Camera:
+        """Camera `index`, asked for `size` (width, height) and `fps` where given; the camera may pick the nearest
+        mode it has, so what it gave is logged."""
         capture = cv2.VideoCapture(index)
         if not capture.isOpened():
             raise SegedgeError(f"webcam {index} does not open: check the index (0, 1, ...) and that no other "
                                "program holds the camera")
-        return cls(capture)
+        if size:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            capture.set(cv2.CAP_PROP_FPS, fps)
+        camera = cls(capture)
+        camera.rate = round(capture.get(cv2.CAP_PROP_FPS)) or fps or cls.rate
+        log.info("webcam %d: %dx%d at %s frames/s", index, capture.get(cv2.CAP_PROP_FRAME_WIDTH),
+                 capture.get(cv2.CAP_PROP_FRAME_HEIGHT), camera.rate)
+        return camera
 
-    def __iter__(self) -> Iterator[Frame]:
-        started, last = None, -1
-        while True:
-            ok, bgr = self.capture.read()
-            if not ok:
-                return
-            now = time.monotonic()
-            started = now if started is None else started
-            last = max(last + 1, round((now - started) * 1000))
-            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), last, MILLISECOND)
+    def capture(self) -> Iterator[np.ndarray]:
+        while (result := self.capture_device.read())[0]:
+            yield cv2.cvtColor(result[1], cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
-        self.capture.release()
+        self.stop_capture()
+        self.capture_device.release()
+
+
+class LiveVideo(LiveSource):
+    """A video file played as if it were a camera: frames released at the file's frame rate (in real time, not as
+    fast as it decodes), so a live setup (preview, virtual camera, latency, dropped frames) can be tried and tested
+    without a camera. `loop` plays it again from the start at its end, as a camera never ends."""
+
+    def __init__(self, path: Path, loop: bool = False):
+        self.path, self.name, self.loop = Path(path), Path(path).name, loop
+        with VideoReader(self.path) as video:
+            self.rate = video.rate
+
+    def capture(self) -> Iterator[np.ndarray]:
+        started, shown = time.perf_counter(), 0
+        while True:
+            with VideoReader(self.path) as video:
+                for frame in video:
+                    delay = started + shown / float(self.rate) - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    shown += 1
+                    yield frame.rgb
+            if not self.loop or not shown:
+                return
