@@ -30,8 +30,8 @@ from segedge.backends.onnxruntime import open_session, spec_from_session
 from segedge.bench import machine_info
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
-from segedge.preprocess import to_model_input
 from segedge.model_files import read_spec
+from segedge.preprocess import to_model_input
 from segedge.spec import ModelSpec
 
 PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
