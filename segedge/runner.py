@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from segedge.effects import DEFAULT_BLUR, EFFECTS, apply_effect, parse_color
 from segedge.errors import SegedgeError
 from segedge.media import (
@@ -157,6 +155,8 @@ def _run_folder(segmenter, options: RunOptions, target: Path, effect_args: dict)
     created = not target.exists()
     _make_folder(target)
     failed, written = [], 0
+    from tqdm import tqdm  # here, not at import: tqdm reads package metadata, a cost one-photo runs need not pay
+
     for path in tqdm(images, unit="img", disable=options.quiet):
         out = target / f"{path.stem}{image_suffix(path, options.effect)}"
         _check_distinct(path, out)
