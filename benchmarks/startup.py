@@ -52,11 +52,11 @@ print(json.dumps({n: round(1000 * (b - a), 1) for n, a, b in zip(names, t, t[1:]
 """
 
 
-def timed(command: list[str]) -> tuple[float, float]:
+def timed(command: list[str], cwd: str) -> tuple[float, float]:
     """Wall and CPU (user + sys of the child) seconds of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, cwd=cwd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -80,17 +80,19 @@ def main() -> None:
         for _ in range(args.rounds):
             for exe, record in runs.items():
                 python = str(Path(exe).with_name("python"))
-                wall, cpu = timed([exe, "run", str(args.photo), "-o", str(out), "--engine", args.engine, "--quiet"])
+                # cwd: a folder without a segedge checkout, so each environment imports its own installed copy
+                wall, cpu = timed([exe, "run", str(args.photo.resolve()), "-o", str(out), "--engine", args.engine,
+                                   "--quiet"], work)
                 record["wall"].append(wall)
                 record["cpu"].append(cpu)
-                record["python_wall"].append(timed([python, "-c", "pass"])[0])
+                record["python_wall"].append(timed([python, "-c", "pass"], work)[0])
                 phases = subprocess.run([python, "-c", PHASES, args.engine], check=True, capture_output=True,
-                                        text=True).stdout
+                                        text=True, cwd=work).stdout
                 record["phases"].append(json.loads(phases))
     rows = []
     for exe, record in runs.items():
         version = subprocess.run([str(Path(exe).with_name("python")), "-c", "import typer; print(typer.__version__)"],
-                                 capture_output=True, text=True).stdout.strip()
+                                 capture_output=True, text=True, cwd="/").stdout.strip()
         phases = {name: round(statistics.median(p[name] for p in record["phases"]), 1) for name in record["phases"][0]}
         rows.append({"segedge": exe, "typer": version, "run_wall_ms": median_ms(record["wall"]),
                      "run_cpu_ms": median_ms(record["cpu"]), "python_start_ms": median_ms(record["python_wall"]),
