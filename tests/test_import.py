@@ -51,7 +51,8 @@ def test_run_on_a_photo_imports_only_what_it_needs(tmp_path):
     code = ("import sys; from segedge.cli import main\n"
             f"try: main(['run', {str(photo)!r}, '-o', {str(tmp_path / 'o.jpg')!r}, '--engine', 'fast', '--quiet'])\n"
             "except SystemExit as exit: assert not exit.code, exit.code\n"
-            "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm') if m in sys.modules]; assert not heavy, heavy")
+            "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm') if m in sys.modules]\n"
+            "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "o.jpg").stat().st_size > 0
