@@ -1,12 +1,14 @@
-"""How to make the default model INT8 on this CPU: each variant's mask agreement with FP32 and its latency.
+"""How to make an embedded model INT8 on this CPU: each variant's mask agreement with FP32 and its latency.
 
 Variants: full-range int8 weights on onnxruntime's fast u8s8 kernels (which saturate on x86 without VNNI), the same
 file with the session's exact u8u8 kernels (`session.x64quantprecision`), 7-bit weights (reduce_range) on every layer,
 and what segedge ships: 7-bit weights with the stride <= 4 backbone layers in FP32. Agreement is the mean per-image
-mask IoU against default.onnx over every image of each val folder; latency is batch 1, 2 threads, the variants taking
-turns in blocks of 10 calls. Writes benchmarks/results/int8_cpu_<cpu>.json.
+mask IoU against the FP32 file over every image of each val folder; latency is batch 1, 2 threads, the variants taking
+turns in blocks of 10 calls. For `fast` (MobileNetV2 cut at stride 16, whose low-level features come from stride 8)
+it also tries keeping every stride <= 8 layer in FP32. Writes benchmarks/results/int8_cpu_<cpu>.json (default) or
+int8_<model>_<cpu>.json.
 
-    .venv/bin/python benchmarks/int8_variants.py [--rounds 12]
+    .venv/bin/python benchmarks/int8_variants.py [--model fast] [--rounds 12]
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 from segedge.export.images import CALIB_IMAGES, image_files, sample
-from segedge.export.precision import to_int8
+from segedge.export.precision import MOBILENET_V2_STRIDE4, to_int8
 
-from segedge.backends import DEFAULT_MODEL
+from segedge.backends import resolve_model
 from segedge.backends.onnxruntime import open_session, spec_from_session
 from segedge.bench import machine_info
 from segedge.cpu import cpu_slug
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
+from segedge.model_files import read_spec
 from segedge.preprocess import to_model_input
 from segedge.spec import ModelSpec
 
@@ -36,15 +39,22 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FOLDERS = ("val", "val-portraits", "val-scenes")
 
 
-def make_variants(work: Path) -> dict[str, tuple[Path, bool]]:
+def make_variants(model: Path, work: Path) -> dict[str, tuple[Path, bool]]:
     """name -> (ONNX file, exact u8u8 kernels)."""
     calib = sample(image_files(PEOPLE / "train"), CALIB_IMAGES)
-    full = to_int8(DEFAULT_MODEL, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=()).path
-    seven_bit = to_int8(DEFAULT_MODEL, work / "rr.onnx", calib, fp32_prefixes=()).path
-    shipped = DEFAULT_MODEL.with_name("default.int8.onnx")
-    return {"fp32": (DEFAULT_MODEL, False), "int8 full-range, u8s8": (full, False),
-            "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False),
-            "int8 7-bit, low-level FP32 (shipped)": (shipped, False)}
+    full = to_int8(model, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=()).path
+    seven_bit = to_int8(model, work / "rr.onnx", calib, fp32_prefixes=()).path
+    variants = {"fp32": (model, False), "int8 full-range, u8s8": (full, False),
+                "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False)}
+    if read_spec(model).backbone == "mobilenet_v2_s16":  # its /backbone/low/ reaches stride 8
+        stride4 = to_int8(model, work / "s4.onnx", calib, fp32_prefixes=MOBILENET_V2_STRIDE4).path
+        stride8 = to_int8(model, work / "s8.onnx", calib, fp32_prefixes=("/backbone/low/",)).path
+        variants |= {"int8 7-bit, stride <= 4 FP32": (stride4, False),
+                     "int8 7-bit, stride <= 8 FP32": (stride8, False)}
+    shipped = model.with_name(model.name.replace(".onnx", ".int8.onnx"))
+    if shipped.is_file():
+        variants["int8 7-bit, low-level FP32 (shipped)"] = (shipped, False)
+    return variants
 
 
 def agreement(sessions: dict, spec: ModelSpec) -> dict[str, dict[str, float]]:
@@ -79,12 +89,14 @@ def latency(sessions: dict, spec: ModelSpec, rounds: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="embedded model name or FP32 ONNX file")
     parser.add_argument("--rounds", type=int, default=12)
     args = parser.parse_args()
+    model = resolve_model(args.model)
     with tempfile.TemporaryDirectory() as work:
-        variants = make_variants(Path(work))
+        variants = make_variants(model, Path(work))
         sessions = {v: open_session(path, "cpu", 2, exact_int8=exact) for v, (path, exact) in variants.items()}
-        spec = spec_from_session(sessions["fp32"], DEFAULT_MODEL)
+        spec = spec_from_session(sessions["fp32"], model)
         scores = agreement(sessions, spec)
         p50 = latency(sessions, spec, args.rounds)
     machine = machine_info()
@@ -93,8 +105,10 @@ def main() -> None:
     for row in rows:
         print(f"{row['variant']:40s} {row['p50_ms']:7.2f} ms  {row['speedup_vs_fp32']:.2f}x  {row['mask_iou_vs_fp32']}")
     slug = cpu_slug()
-    out = RESULTS / f"int8_cpu_{slug}.json"
-    out.write_text(json.dumps({"machine": machine, "rows": rows, "rounds": args.rounds}, indent=2) + "\n")
+    out = RESULTS / (f"int8_cpu_{slug}.json" if model.name == "default.onnx" else f"int8_{model.stem}_{slug}.json")
+    load = Path("/proc/loadavg").read_text().split()[:3]  # a shared machine: how busy it was
+    out.write_text(json.dumps({"machine": machine, "model": model.name, "rows": rows, "rounds": args.rounds,
+                               "loadavg_after": load}, indent=2) + "\n")
     print(f"wrote {out}")
 
 

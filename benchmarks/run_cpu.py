@@ -5,6 +5,7 @@ Writes OUT/bench_*.json + .png, OUT/accuracy_default.json and OUT/README.md (a M
 
     .venv/bin/python benchmarks/run_cpu.py                       # the published run (--runs 50), idle machine only
     .venv/bin/python benchmarks/run_cpu.py --runs 3 --warmup 1 --limit 4 --out /tmp/bench-smoke   # does it work?
+    .venv/bin/python benchmarks/run_cpu.py --accuracy-only fast runs/fast.int8.onnx   # accuracy_fast.json only
 
 --checkpoint defaults to the shipped default model: its PyTorch weights (segedge/models/default.pth) for the eager
 rows beside its shipped default.onnx and default.int8.onnx, so every row is the file users run. The ResNet50 model is
@@ -21,6 +22,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from segedge.backends import resolve_model
 from segedge.bench import BenchOptions, machine_info, run_bench, write_json, write_plot
 from segedge.evaluate import evaluate
 from segedge.runtime import Segmenter
@@ -71,16 +73,16 @@ def accuracy_models(checkpoint: Path, trained: bool) -> list[Path]:
     return shipped or ([checkpoint] if trained else [])
 
 
-def accuracy(models: list[Path], threads: int, limit: int | None, out: Path) -> dict:
+def accuracy(models: list[Path], threads: int, limit: int | None, out: Path, name: str = "default") -> dict:
     """Each model on each val folder, scored on the guided-upsampled matte `segedge run` outputs and on plain
-    bilinear upsampling (the training log's figure)."""
+    bilinear upsampling (the training log's figure); written to OUT/accuracy_NAME.json."""
     results = {}
     for model in models:
         segmenters = {"guided": Segmenter(model, threads=threads), "bilinear": Segmenter(model, threads=threads,
                                                                                          refine=False)}
         results[model.name] = {folder: {kind: evaluate(segmenter, PEOPLE / folder, quiet=True, limit=limit)
                                         for kind, segmenter in segmenters.items()} for folder in FOLDERS}
-    (out / "accuracy_default.json").write_text(json.dumps({"machine": machine_info(), "limit": limit, **results},
+    (out / f"accuracy_{name}.json").write_text(json.dumps({"machine": machine_info(), "limit": limit, **results},
                                                           indent=2) + "\n")
     return results
 
@@ -149,8 +151,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="images per val folder for accuracy (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--accuracy-only", nargs="+", metavar="MODEL", help="only score these models (embedded "
+                        "names or files) on the val folders -> OUT/accuracy_<first model's name>.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.accuracy_only:
+        models = [resolve_model(model) for model in args.accuracy_only]
+        accuracy(models, args.threads, args.limit, args.out, name=models[0].name.split(".")[0])
+        return
     with tempfile.TemporaryDirectory() as workdir:
         workdir = Path(workdir)
         shipped = args.checkpoint is None and (MODELS / "default.pth").is_file()

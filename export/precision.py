@@ -61,8 +61,10 @@ class ImageReader(CalibrationDataReader):
 # Layers kept in FP32 in CPU INT8 models: the high-resolution (stride <= 4) backbone layers whose low-level features
 # feed the decoder. Quantising them cost most of the INT8/FP32 mask agreement on val-scenes (mean per-image IoU
 # 0.909 -> 0.965 when kept in FP32) at no measurable speed cost; see benchmarks/results/int8_cpu.md.
+MOBILENET_V2_STRIDE4 = tuple(f"/backbone/low/low.{block}/" for block in range(4))  # blocks 0-3 of the cut trunk
 FP32_NODE_PREFIXES = {
     "mobilenet_v2": ("/backbone/low/",),
+    "mobilenet_v2_s16": MOBILENET_V2_STRIDE4,  # its /backbone/low/ runs to stride 8, where the decoder taps it
     "resnet50": ("/backbone/stem/", "/backbone/layer1/"),
 }
 

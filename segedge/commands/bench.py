@@ -19,8 +19,9 @@ EXAMPLES = """Examples:\n\n
 
 
 def command(
-    checkpoint: Annotated[Path | None, typer.Option(help="Training checkpoint or default: enables eager torch "
-                                                   "and exports the ONNX variants on the fly.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Training checkpoint or an embedded name (default, fast): "
+                                                   "enables eager torch and exports the ONNX variants on the fly.")
+                          ] = None,
     engine: Annotated[list[Path] | None, typer.Option(help="Model files (.onnx, .fp16.onnx, .int8.onnx, .trt) or "
                                                      "embedded names; repeatable.")] = None,
     backends: Annotated[str | None, typer.Option(help="Comma-separated: torch, torch-fp16 (CUDA), "

@@ -21,7 +21,7 @@ EXAMPLES = """Examples:\n\n
 
 def command(
     checkpoint: Annotated[Path, typer.Argument(
-        help="segedge training checkpoint (.pth), or default: the embedded model's PyTorch weights.")],
+        help="segedge training checkpoint (.pth), or an embedded name (default, fast): its PyTorch weights.")],
     out: Annotated[Path | None, typer.Option(
         "-o", "--out", help="Output file (default: beside CHECKPOINT; NAME.onnx here for an embedded name).")] = None,
     format: Annotated[str, typer.Option("--format", help="onnx, trt or all.")] = "onnx",

