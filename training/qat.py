@@ -17,6 +17,7 @@ import argparse
 import copy
 import logging
 import random
+from itertools import islice, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,7 @@ def fold_batchnorms(model: nn.Module) -> None:
     adds the folded bias, so the state dict keeps the model's layout and exports as usual.
     """
     for module in model.modules():
-        children = list(module.children())
-        for conv, bn in zip(children, children[1:]):
+        for conv, bn in pairwise(module.children()):
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 fused = fuse_conv_bn_eval(conv, bn)
                 conv.weight.data.copy_(fused.weight.data)
@@ -130,7 +130,7 @@ def quantisation_aware_finetune(checkpoint: str, data: Path, steps: int, batch_s
     student.eval()  # BNs are identities now; eval keeps them so
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
     rng = random.Random(seed)
-    for step, inputs in zip(range(steps), batches(paths, spec, batch_size, rng)):
+    for step, inputs in enumerate(islice(batches(paths, spec, batch_size, rng), steps)):
         with torch.no_grad():
             target = teacher(inputs)
         loss = agreement_loss(student(inputs), target)
