@@ -44,7 +44,8 @@ def pack_pair(job: tuple[Path, Path, Path, int]) -> int:
     for kind in ("images", "masks"):
         (out_dir / kind).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out_dir / "images" / f"{image_path.stem}.webp"), image, [cv2.IMWRITE_WEBP_QUALITY, quality])
-    cv2.imwrite(str(out_dir / "masks" / f"{image_path.stem}.png"), mask, [cv2.IMWRITE_PNG_COMPRESSION, 9, cv2.IMWRITE_PNG_BILEVEL, 1])
+    bilevel = [cv2.IMWRITE_PNG_COMPRESSION, 9, cv2.IMWRITE_PNG_BILEVEL, 1]
+    cv2.imwrite(str(out_dir / "masks" / f"{image_path.stem}.png"), mask, bilevel)
     return 1
 
 

@@ -1,4 +1,5 @@
-# Device-side set-up for training/recipes/gpu_round.sh (idempotent; run from the repo root with PYTHONPATH set).
+# Device-side set-up for training/recipes/gpu_round.sh on a lent GPU machine, copied to .gpu/setup.sh by gpu_pack.py
+# (idempotent; run from the repo root with PYTHONPATH=/tmp/pkg:/tmp/site).
 set -e
 [ -d /tmp/site/albumentations ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 rm -rf /tmp/pkg && mkdir -p /tmp/pkg /tmp/bin /tmp/init /tmp/people/train
