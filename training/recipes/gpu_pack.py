@@ -49,12 +49,14 @@ def pack_pair(job: tuple[Path, Path, Path, int]) -> int:
     return 1
 
 
-def half_of(stem: str, sizes: dict[str, int], state: dict[str, float]) -> str:
-    """Hash order spreads every kind of image over both halves; half A fills to its byte budget first."""
-    if state["a"] + sizes[stem] < HALF_A_BYTES:
-        state["a"] += sizes[stem]
-        return "a"
-    return "b"
+def split_halves(sizes: dict[str, int]) -> dict[str, str]:
+    """Stem -> "a" or "b". Hash order spreads every kind of image over both halves; A fills to its byte budget."""
+    halves, filled = {}, 0
+    for stem in sorted(sizes, key=lambda s: hashlib.md5(s.encode()).hexdigest()):
+        fits = filled + sizes[stem] < HALF_A_BYTES
+        filled += sizes[stem] if fits else 0
+        halves[stem] = "a" if fits else "b"
+    return halves
 
 
 def main() -> None:
@@ -75,9 +77,8 @@ def main() -> None:
     train = stage / "train"
     sizes = {p.stem: p.stat().st_size + (train / "masks" / f"{p.stem}.png").stat().st_size
              for p in (train / "images").iterdir()}
-    state = {"a": 0.0}
-    for stem in sorted(sizes, key=lambda s: hashlib.md5(s.encode()).hexdigest()):
-        half = stage / half_of(stem, sizes, state) / "train"
+    for stem, name in split_halves(sizes).items():
+        half = stage / name / "train"
         for kind, suffix in (("images", ".webp"), ("masks", ".png")):
             (half / kind).mkdir(parents=True, exist_ok=True)
             (train / kind / f"{stem}{suffix}").rename(half / kind / f"{stem}{suffix}")
