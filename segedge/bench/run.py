@@ -124,7 +124,7 @@ def bench_model(options: BenchOptions, echo: Callable[[str], None]) -> list[Row]
                 path = candidates.path_for(name)
             except SegedgeError as exc:
                 rows[name] = Row(backend=name, status=f"skipped: {exc}")
-                echo(f"{name}: skipped: {exc}")
+                echo(f"{model_name(options.engines[0]) if options.engines else ''} {name}: skipped: {exc}".strip())
                 continue
             try:
                 loaded[name] = load_one(name, path, options)
