@@ -5,9 +5,7 @@ Threaded, three stages overlap: a thread decodes, the calling thread runs the mo
 batches) and refines the mattes, a thread applies the effect and writes (compositing there balances the two busy
 threads better: +2-12% frames/s on 2 cores). Queues are bounded, so memory stays flat. Sequential, one thread does
 it all, frame by frame: for live sources (a window must be drawn from the main thread) and for timing each stage
-on its own. A live source into sinks that any thread may write (not a window) overlaps two steps: the model on the
-newest frame while a thread composites and writes the previous one. Either way every stage's time is added up in
-`Stats.stage_seconds`.
+on its own. Either way every stage's time is added up in `Stats.stage_seconds`.
 """
 
 from __future__ import annotations
@@ -157,8 +155,6 @@ def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = 
     returns a new Effect to switch to (or None); `speed` what a video may trade for frames/s (default: nothing)."""
     steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls, speed)
     run = _threaded if (not source.live if threaded is None else threaded) else _sequential
-    if source.live and threaded is None and sink.any_thread:
-        run = _live_overlapped
     bar = _progress_bar(source, quiet)
     started = time.perf_counter()
     try:
@@ -198,33 +194,6 @@ def _sequential(source: Source, steps: _Steps, bar) -> None:
         steps.output(frame, steps.mattes([frame])[0])
         steps.stats.frames += 1
         bar.update(1)
-
-
-def _live_overlapped(source: Source, steps: _Steps, bar) -> None:
-    """A live source into sinks any thread may write: the model works on the newest frame while a thread composites
-    and writes the one before (a queue of one, so no frame waits long enough to go stale)."""
-    stop, matted = threading.Event(), queue.Queue(1)
-
-    def write() -> None:
-        while (item := _get(matted, stop)) is not _DONE:
-            steps.output(*item)
-
-    writer = _Worker(write, stop)
-    writer.start()
-    try:
-        frames = iter(source)
-        while (frame := steps.decode(frames)) is not None:
-            if not _put(matted, (frame, steps.mattes([frame])[0]), stop):
-                break
-            steps.stats.frames += 1
-            bar.update(1)
-        _put(matted, _DONE, stop)
-        writer.join()
-    finally:
-        stop.set()
-        writer.join()
-    if writer.error is not None:
-        raise writer.error
 
 
 def _threaded(source: Source, steps: _Steps, bar) -> None:

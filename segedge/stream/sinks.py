@@ -44,7 +44,6 @@ class EndOfStream(Exception):
 
 class Sink:
     alpha = False
-    any_thread = True  # False: write() must run in the main thread (a GUI window)
 
     def write(self, image: np.ndarray, frame: Frame) -> None:
         raise NotImplementedError
@@ -197,8 +196,6 @@ class VideoWriter(Sink):
 class Window(Sink):
     """Frames shown in a desktop window (needs OpenCV with GUI support); q or Esc ends the stream."""
 
-    any_thread = False  # HighGUI draws from the main thread only
-
     def __enter__(self):
         try:
             cv2.namedWindow(WINDOW)
@@ -273,7 +270,6 @@ class Tee(Sink):
     def __init__(self, *sinks: Sink):
         self.sinks = sinks
         self.alpha = all(sink.alpha for sink in sinks)
-        self.any_thread = all(sink.any_thread for sink in sinks)
 
     def __enter__(self):
         self.stack = contextlib.ExitStack()
