@@ -116,6 +116,7 @@ def run(options: RunOptions) -> Path | None:
     kind = input_kind(options.input)
     check_live_options(options, kind)
     camera_size = parse_size(options.camera_size)
+    speed = Speed(options.model_every, VIDEO.refine_pixels)  # checked before a model loads
     target = Path(options.output) if options.output else None
     if kind != "webcam" and not options.live:
         target = resolve_output(options.input, kind, options.effect, target)
@@ -127,7 +128,6 @@ def run(options: RunOptions) -> Path | None:
     segmenter = Segmenter(options.engine or (LIVE_ENGINE if live else None), options.backend, options.threads)
     if not options.quiet:
         log.info("model: %s", segmenter.backend.describe())
-    speed = Speed(options.model_every, VIDEO.refine_pixels)
     if live:
         return _run_live(segmenter, options, effect, target, camera_size, speed)
     if kind == "image":
