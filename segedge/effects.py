@@ -1,4 +1,5 @@
-"""Compositing effects: pure numpy/opencv functions of an RGB uint8 frame and a float matte in [0, 1].
+"""Compositing effects: pure numpy/opencv functions of an RGB uint8 frame and a matte: float in [0, 1], or uint8
+0..255 (the streaming loop's, which skips a full-frame float pass).
 
 Where the matte is 1 (person) every effect leaves the frame's pixels exactly as they were. In the soft edge,
 remove and replace use the person's estimated own colour (segedge.foreground) unless `clean_edges` is off, so the
@@ -7,6 +8,7 @@ old background does not tint the edge.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +28,9 @@ DEFAULT_BLUR = 21
 
 
 def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
-    """float matte in [0, 1] -> uint8 0..255, rounded and saturated in one opencv pass."""
+    """float matte in [0, 1] -> uint8 0..255, rounded and saturated in one opencv pass; a uint8 matte as it is."""
+    if alpha.dtype == np.uint8:
+        return alpha
     return cv2.convertScaleAbs(np.asarray(alpha, np.float32), alpha=255.0)
 
 
@@ -36,9 +40,23 @@ def composite(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> n
     Both products run in uint8 with an 8-bit alpha (opencv's saturating multiply/add): a third of the time of a
     float blend at video resolution, and no visible difference in an 8-bit output."""
     background = np.clip(background + 0.5, 0, 255).astype(np.uint8) if background.dtype != np.uint8 else background
-    alpha8 = cv2.merge([alpha_to_uint8(alpha)] * 3)
-    person = cv2.multiply(frame, alpha8, scale=1 / 255)
-    return cv2.add(person, cv2.multiply(background, cv2.bitwise_not(alpha8), scale=1 / 255))
+    alpha3 = cv2.merge([alpha_to_uint8(alpha)] * 3)
+    return _blend(frame, alpha3, cv2.bitwise_not(alpha3), background)
+
+
+def _blend(frame: np.ndarray, alpha3: np.ndarray, inverse3: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """composite() on 3-channel 8-bit alphas a caller already holds (inverse3 = 255 - alpha3)."""
+    person = cv2.multiply(frame, alpha3, scale=1 / 255)
+    return cv2.add(person, cv2.multiply(background, inverse3, scale=1 / 255))
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-averaged downscale to `size` (width, height), halving first while the image stays at least twice the
+    target: OpenCV's exact-halving path is about 10x faster than its general one (0.5 against 5 ms at 720p)."""
+    while (image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]
+           and image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0):
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def blur_background(frame: np.ndarray, alpha: np.ndarray, strength: int = DEFAULT_BLUR) -> np.ndarray:
@@ -50,19 +68,19 @@ def blur_background(frame: np.ndarray, alpha: np.ndarray, strength: int = DEFAUL
     if strength < 1:
         raise SegedgeError(f"blur strength must be at least 1, got {strength}")
     height, width = frame.shape[:2]
-    scale = max(1, min(strength // 6, height // 8, width // 8))
+    # a power of two, so the downscale is exact halving (fast in OpenCV) at the usual even video sizes
+    scale = max(1, min(2 ** round(math.log2(max(1, strength / 6))), height // 8, width // 8))
     size = (max(1, width // scale), max(1, height // scale))
     kernel = 2 * max(1, round(strength / scale)) + 1
     weight = cv2.bitwise_not(alpha_to_uint8(alpha))  # background weight, 255 - alpha
-    weighted = cv2.multiply(frame, cv2.merge([weight] * 3), scale=1 / 255)  # background-only colours, uint8
-    blurred = cv2.GaussianBlur(cv2.resize(weighted, size, interpolation=cv2.INTER_AREA).astype(np.float32),
-                               (kernel, kernel), 0)
-    norm = cv2.GaussianBlur(cv2.resize(weight, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255,
-                            (kernel, kernel), 0)[..., None]
+    weight3 = cv2.merge([weight] * 3)
+    weighted = cv2.multiply(frame, weight3, scale=1 / 255)  # background-only colours, uint8
+    blurred = cv2.GaussianBlur(shrink(weighted, size).astype(np.float32), (kernel, kernel), 0)
+    norm = cv2.GaussianBlur(shrink(weight, size).astype(np.float32) / 255, (kernel, kernel), 0)[..., None]
     small = np.where(norm > 1e-3, blurred / np.maximum(norm, 1e-3), 0.0)
     background = cv2.resize(np.clip(small + 0.5, 0, 255).astype(np.uint8), (width, height),
                             interpolation=cv2.INTER_LINEAR)
-    return composite(frame, alpha, background)
+    return _blend(frame, cv2.bitwise_not(weight3), weight3, background)
 
 
 def remove_background(frame: np.ndarray, alpha: np.ndarray, clean_edges: bool = True) -> np.ndarray:

@@ -7,6 +7,8 @@ image instead of the blocky model grid, at the cost of a few box filters on a sm
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -20,8 +22,13 @@ def _box(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def _luminance(frame_rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+def _luminance(frame_rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Luminance in [0, 1], at `size` (width, height) if given: scaled down in 8 bits first, so a full-resolution
+    frame never goes through a float pass it does not need."""
+    gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+    if size is not None and size != gray.shape[::-1]:
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray.astype(np.float32) / 255.0
 
 
 def upsample_mask(prob: np.ndarray, frame_rgb: np.ndarray, radius: int = DEFAULT_RADIUS,
@@ -29,7 +36,7 @@ def upsample_mask(prob: np.ndarray, frame_rgb: np.ndarray, radius: int = DEFAULT
     """Low-resolution probabilities (h x w) -> float32 H x W matte guided by the full-resolution frame."""
     height, width = frame_rgb.shape[:2]
     guide = _luminance(frame_rgb)
-    guide_low = cv2.resize(guide, (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_AREA)
+    guide_low = _luminance(frame_rgb, (prob.shape[1], prob.shape[0]))
     prob = prob.astype(np.float32)
     mean_i, mean_p = _box(guide_low, radius), _box(prob, radius)
     var_i = _box(guide_low * guide_low, radius) - mean_i * mean_i
@@ -39,6 +46,13 @@ def upsample_mask(prob: np.ndarray, frame_rgb: np.ndarray, radius: int = DEFAULT
     a_full = cv2.resize(_box(a, radius), (width, height), interpolation=cv2.INTER_LINEAR)
     b_full = cv2.resize(_box(b, radius), (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(a_full * guide + b_full, 0.0, 1.0)
+
+
+def refine_size(size: tuple[int, int], max_pixels: int | None) -> tuple[int, int]:
+    """(height, width) to refine a frame of `size` at: scaled down, aspect kept, to at most `max_pixels`."""
+    height, width = size
+    scale = 1.0 if max_pixels is None else min(1.0, math.sqrt(max_pixels / (height * width)))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def resize_mask(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -92,7 +106,7 @@ class TemporalSmoother:
         """The weight of the past: `strength`, or per pixel strength * (1 - motion) when motion-aware."""
         if not self.motion_aware or frame_rgb is None or self.strength == 0:
             return self.strength
-        guide = cv2.resize(_luminance(frame_rgb), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_AREA)
+        guide = _luminance(frame_rgb, (prob.shape[1], prob.shape[0]))
         previous, self.guide = self.guide, guide
         if previous is None or previous.shape != guide.shape:
             return self.strength

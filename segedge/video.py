@@ -12,7 +12,7 @@ from pathlib import Path
 from segedge.effects import Effect
 from segedge.errors import SegedgeError
 from segedge.media import VIDEO_EXTENSIONS, av_reason, frame_rate_varies
-from segedge.stream import Stats, VideoReader, VideoWriter, stream
+from segedge.stream import VIDEO, Speed, Stats, VideoReader, VideoWriter, stream
 
 VideoStats = Stats  # the name process_video's result had before the streaming core
 
@@ -42,14 +42,14 @@ def check_video_output(source: Path, target: Path) -> None:
 
 def process_video(segmenter, source: str | Path, target: str | Path, effect: Effect | str | None = None,
                   threshold: float | None = None, smooth: float = 0.5, quiet: bool = False,
-                  threaded: bool = True) -> Stats:
+                  threaded: bool = True, speed: Speed = VIDEO) -> Stats:
     """Apply an effect to every frame of a video file, writing `target` atomically with the input's audio
-    (`threaded` False runs the stages one after another, to time each on its own)."""
+    (`threaded` False runs the stages one after another, to time each on its own; `speed`: see stream.Speed)."""
     source, target = Path(source), Path(target)
     check_video_output(source, target)
     with named_errors(source, target), VideoReader(source) as reader, \
             VideoWriter(target, reader.rate, reader.time_base, audio=reader.audio) as sink:
-        stats = stream(reader, segmenter, sink, effect, threshold, smooth, threaded, quiet)
+        stats = stream(reader, segmenter, sink, effect, threshold, smooth, threaded, quiet, speed=speed)
         if stats.frames == 0:
             raise SegedgeError(f"video {source} has no decodable frames")
     return stats

@@ -19,7 +19,7 @@ import cv2
 from segedge.effects import Effect
 from segedge.errors import SegedgeError
 from segedge.media import VIDEO_EXTENSIONS
-from segedge.stream import Camera, Stats, VideoWriter, Window, stream
+from segedge.stream import VIDEO, Camera, Speed, Stats, VideoWriter, Window, stream
 from segedge.stream.preview import Preview
 from segedge.stream.sinks import Tee, VirtualCamera
 
@@ -44,7 +44,7 @@ def run_webcam(segmenter, index: int, target: Path | None, effect: Effect | None
 
 
 def run_live(segmenter, open_source, outputs: LiveOutputs, effect: Effect | None = None,
-             threshold: float | None = None, smooth: float = 0.5, quiet: bool = True) -> Stats:
+             threshold: float | None = None, smooth: float = 0.5, quiet: bool = True, speed: Speed = VIDEO) -> Stats:
     """Every frame of the live source that `open_source()` opens into the outputs, until it ends, a viewer quits
     or Ctrl-C. The outputs open first: no camera is opened when there is nowhere to send its frames."""
     target = outputs.target
@@ -68,7 +68,7 @@ def run_live(segmenter, open_source, outputs: LiveOutputs, effect: Effect | None
         if preview is not None:
             print(f"preview: {preview.url} (Ctrl-C to stop)", flush=True)
         stream(source, segmenter, Tee(*sinks), effect, threshold, smooth, quiet=quiet, stats=stats,
-               controls=preview.controls if preview else None)
+               controls=preview.controls if preview else None, speed=speed)
         if recorder is not None and recorder.frames == 0:
             raise SegedgeError("the webcam gave no frames; nothing was recorded")
     return stats

@@ -143,3 +143,28 @@ def test_backends_take_turns_so_machine_drift_hits_them_alike():
     assert order == ["a"] * turn + ["b"] * turn + ["c", "c"] + ["a"] * turn + ["b"] * turn
     assert {name: len(t) for name, t in times.items()} == {"a": 2 * TURN_RUNS, "b": 2 * TURN_RUNS}
     assert list(errors) == ["c"] and "device lost" in str(errors["c"])
+
+
+def test_pipeline_bench_encodes_with_the_settings_of_segedge_run(tiny_onnx, tmp_path, monkeypatch):
+    """bench --pipeline's encode stage must cost what `segedge run`'s does: both open their video stream through
+    the one definition, with the same options."""
+    from helpers import make_video
+
+    from segedge.bench import bench_pipeline
+    from segedge.runner import RunOptions, run
+    from segedge.stream import sinks
+
+    opened, video_stream = [], sinks.video_stream
+
+    def spy(*args, **kwargs):
+        stream = video_stream(*args, **kwargs)
+        opened.append((stream.codec_context.name, dict(stream.options)))
+        return stream
+
+    monkeypatch.setattr(sinks, "video_stream", spy)
+    video = make_video(tmp_path / "clip.mp4", seconds=0.5)
+    result = bench_pipeline(tiny_onnx, video)
+    run(RunOptions(str(video), str(tmp_path / "out.mp4"), engine=str(tiny_onnx), quiet=True))
+    assert len(opened) == 2 * result["rounds"] + 1
+    assert all(settings == ("libx264", sinks.X264_OPTIONS) for settings in opened)
+    assert result["encoder"] == "libx264 (crf 18 preset veryfast)"

@@ -195,7 +195,8 @@ def test_webm_output_transcodes_audio_it_cannot_copy(tiny_onnx, tmp_path):
 
 @pytest.mark.parametrize("option,value,message", [("--smooth", "1.5", "smoothing"), ("--threshold", "1", "threshold"),
                                                   ("--effect", "sepia", "unknown effect"),
-                                                  ("--background", "nocolour", "nocolour")])
+                                                  ("--background", "nocolour", "nocolour"),
+                                                  ("--model-every", "0", "at least 1")])
 def test_bad_options_are_one_line_errors(tiny_onnx, tmp_path, option, value, message):
     source = make_video(tmp_path / "clip.mp4", audio=False)
     effect = ["--effect", "replace"] if option == "--background" else []

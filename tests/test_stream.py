@@ -6,7 +6,7 @@ import pytest
 
 from segedge.effects import NAMED_COLORS, Effect
 from segedge.errors import SegedgeError
-from segedge.stream import STAGES, EndOfStream, Frame, Sink, Source, stream
+from segedge.stream import EXACT, STAGES, VIDEO, EndOfStream, Frame, Sink, Source, Speed, stream
 
 
 class HalfModel:
@@ -37,6 +37,14 @@ class Numbered(Source):
             if number == self.interrupt_at:
                 raise KeyboardInterrupt
             yield Frame(np.full((4, 6, 3), number, np.uint8), pts=number)
+
+
+class Frames(Source):
+    def __init__(self, frames):
+        self.frames, self.total = frames, len(frames)
+
+    def __iter__(self):
+        yield from self.frames
 
 
 class Collect(Sink):
@@ -103,3 +111,35 @@ def test_a_tensorrt_engine_refuses_options_it_cannot_honour(tmp_path, backend, t
     engine.write_bytes(b"not loaded: refused before")
     with pytest.raises(SegedgeError, match=message):
         load_backend(engine, backend, threads)
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_the_model_sees_every_nth_frame_and_the_others_reuse_its_matte(threaded):
+    model, sink = HalfModel(max_batch=4), Collect()
+    stats = stream(Numbered(10), model, sink, Effect("mask"), threaded=threaded, speed=Speed(model_every=3))
+    assert sum(model.batches) == 4  # frames 0, 3, 6, 9
+    assert stats.frames == 10 and [pts for pts, _ in sink.images] == list(range(10))
+    assert all(np.array_equal(image, np.full((4, 6), 128, np.uint8)) for _, image in sink.images)
+    with pytest.raises(SegedgeError, match="at least 1"):
+        Speed(model_every=0)
+
+
+def test_reduced_resolution_refinement_stays_close_to_full_resolution_on_a_real_frame(people):
+    """The video default (VIDEO: guided upsampling at 640x360's pixel count, then the 8-bit matte scaled up) on a
+    real photo at 720p, against refining at full resolution."""
+    from segedge.effects import cover
+    from segedge.media import read_image
+    from segedge.runtime import Segmenter
+
+    photo = sorted((people / "val" / "images").iterdir())[0]
+    frame = Frame(cover(read_image(photo), (720, 1280)), pts=0)
+
+    def matte(speed):
+        sink = Collect()
+        stream(Frames([frame]), segmenter, sink, Effect("mask"), threaded=False, speed=speed)
+        return sink.images[0][1] >= 128
+
+    segmenter = Segmenter("fast")
+    full, reduced = matte(EXACT), matte(VIDEO)
+    assert VIDEO.refine_pixels < 1280 * 720 and full.mean() > 0.05  # really reduced, and a person is there
+    assert (full & reduced).sum() / (full | reduced).sum() > 0.98

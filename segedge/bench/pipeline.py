@@ -17,6 +17,7 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
     threaded pipeline's frames/s against model-only frames/s, in alternating rounds (medians reported)."""
     from segedge.effects import Effect
     from segedge.runtime import Segmenter
+    from segedge.stream.sinks import video_codec
 
     segmenter = Segmenter(engine, "auto", threads)
     stages = dict.fromkeys(STAGES, 0.0)
@@ -32,6 +33,7 @@ def bench_pipeline(engine: Path | None, video: Path, threads: int | None = None,
     total, all_frames = sum(stages.values()), frames * PIPELINE_ROUNDS
     return {
         "video": str(video), "frames": frames, "rounds": PIPELINE_ROUNDS, "model": segmenter.backend.describe(),
+        "encoder": video_codec(video.suffix.lower()),  # the passes write through segedge run's own VideoWriter
         "stage_ms_per_frame": {k: round(1000 * v / all_frames, 2) for k, v in stages.items()},
         "stage_share": {k: round(v / total, 3) for k, v in stages.items()},
         "sequential_fps": round(all_frames / total, 1), "model_only_fps": round(float(np.median(model_fps)), 1),
@@ -57,7 +59,8 @@ def _bench_stages(seconds: dict[str, float]) -> dict[str, float]:
 
 
 def format_pipeline(result: dict) -> str:
-    lines = [f"video pipeline on {result['video']} ({result['frames']} frames, {result['model']})"]
+    lines = [f"video pipeline on {result['video']} ({result['frames']} frames, {result['model']}, encoder "
+             f"{result['encoder']})"]
     for stage, ms in result["stage_ms_per_frame"].items():
         lines.append(f"  {stage:<17} {ms:8.2f} ms/frame  {100 * result['stage_share'][stage]:5.1f}%")
     lines.append(f"  threaded pipeline {result['pipeline_fps']} frames/s vs model alone {result['model_only_fps']} "

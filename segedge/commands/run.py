@@ -27,7 +27,8 @@ def command(
     output: Annotated[str | None, typer.Option("-o", "--output", help="Output file/folder (default: beside "
                                                 "the input, e.g. clip_blur.mp4).")] = None,
     engine: Annotated[Path | None, typer.Option(help=".onnx, .trt/.engine, .pth, or an embedded model by name: "
-                                                "default, default-int8, fast (default: default).")] = None,
+                                                "default, default-int8, fast (default: default; fast for a "
+                                                "webcam or --live).")] = None,
     effect: Annotated[str, typer.Option(help="blur, remove (PNG with alpha; video: .webm keeps alpha, other "
                                         "containers get a green screen), replace or mask.")] = "blur",
     background: Annotated[str | None, typer.Option(help="Image or colour (green, #00b140, 0,177,64) for "
@@ -51,6 +52,8 @@ def command(
     preview: Annotated[bool, typer.Option(help="Live preview in the browser (prints its 127.0.0.1 URL), with "
                                           "frames/s, stage times and effect controls.")] = False,
     preview_port: Annotated[int, typer.Option(help="Port of --preview (0: any free port).")] = 0,
+    model_every: Annotated[int, typer.Option(help="Video and live: run the model on every N-th frame only; the "
+                                             "frames between reuse its matte (faster; lags fast motion).")] = 1,
 ) -> None:
     from segedge.runner import RunOptions, run
 
@@ -59,6 +62,6 @@ def command(
                             background=background, backend=backend, threshold=threshold, smooth=smooth,
                             blur_strength=blur_strength, clean_edges=clean_edges, threads=threads, quiet=quiet,
                             camera_size=camera_size, camera_fps=camera_fps, live=live, virtual_cam=virtual_cam,
-                            preview=preview, preview_port=preview_port))
+                            preview=preview, preview_port=preview_port, model_every=model_every))
     if result is not None and not quiet:
         typer.echo(f"wrote {result}")

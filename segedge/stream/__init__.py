@@ -1,12 +1,12 @@
 """The streaming core: frame sources, sinks, and the one loop between them (see loop.stream)."""
 
-from segedge.stream.loop import STAGES, Stats, stream
+from segedge.stream.loop import EXACT, STAGES, VIDEO, Speed, Stats, stream
 from segedge.stream.sinks import EndOfStream, ImageFile, ImageFolder, Sink, Tee, VideoWriter, VirtualCamera, Window
 from segedge.stream.sources import Camera, Frame, Images, LiveSource, LiveVideo, Source, VideoReader
 
-__all__ = ["STAGES", "Camera", "EndOfStream", "Frame", "ImageFile", "ImageFolder", "Images", "LiveSource",
-           "LiveVideo", "Preview", "Sink", "Source", "Stats", "Tee", "VideoReader", "VideoWriter", "VirtualCamera",
-           "Window", "stream"]
+__all__ = ["EXACT", "STAGES", "Camera", "EndOfStream", "Frame", "ImageFile", "ImageFolder", "Images", "LiveSource",
+           "LiveVideo", "Preview", "Sink", "Source", "Speed", "Stats", "Tee", "VIDEO", "VideoReader",
+           "VideoWriter", "VirtualCamera", "Window", "stream"]
 
 
 def __getattr__(name: str):

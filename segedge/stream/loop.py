@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
-from segedge.effects import Effect
-from segedge.refine import TemporalSmoother
+from segedge.effects import Effect, alpha_to_uint8
+from segedge.errors import SegedgeError
+from segedge.refine import TemporalSmoother, refine_size
 from segedge.runtime import check_threshold
 from segedge.stream.sinks import EndOfStream, Sink
 from segedge.stream.sources import Frame, Source
@@ -28,6 +30,28 @@ from segedge.stream.sources import Frame, Source
 QUEUE_SIZE = 16
 STAGES = ("decode", "preprocess", "inference", "refine", "composite", "encode")
 _DONE = object()
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Where a video trades exactness for frames/s (the costs are measured in benchmarks/results/live_pipeline.md).
+
+    model_every: the model sees every n-th frame; the frames between reuse its (smoothed) probabilities, refined
+    along their own edges. refine_pixels: the guided upsampling runs on the frame scaled down to at most this many
+    pixels and the 8-bit matte is scaled up (None: at full resolution)."""
+
+    model_every: int = 1
+    refine_pixels: int | None = None
+
+    def __post_init__(self):
+        if self.model_every < 1:
+            raise SegedgeError(f"model every {self.model_every} frames: must be at least 1 (every frame)")
+
+
+EXACT = Speed()
+# video files and live sources: the guided upsampling at 640x360's pixel count, 3-4x less of its CPU time at 720p for
+# 0.01% of pixels changed on real footage (benchmarks/results/live_pipeline.md); the model still sees every frame
+VIDEO = Speed(refine_pixels=640 * 360)
 
 
 @dataclass
@@ -66,7 +90,8 @@ class _Steps:
     """What happens to frames between the source and the sink, each step timed."""
 
     def __init__(self, segmenter, sink: Sink, effect: Effect | str | None, threshold: float | None, smooth: float,
-                 stats: Stats | None = None, controls: Callable[[], Effect | None] | None = None):
+                 stats: Stats | None = None, controls: Callable[[], Effect | None] | None = None,
+                 speed: Speed = EXACT):
         check_threshold(threshold)
         effect = Effect(effect) if isinstance(effect, str) else effect or Effect()
         self.segmenter, self.sink, self.threshold, self.controls = segmenter, sink, threshold, controls
@@ -74,22 +99,40 @@ class _Steps:
         # (benchmarks/results/flicker.md)
         self.effect, self.smoother = effect.for_sink(sink), TemporalSmoother(smooth, motion_aware=True)
         self.stats = stats if stats is not None else Stats()
+        self.speed, self.seen, self.last_prob = speed, 0, None
 
     def decode(self, frames: Iterator[Frame]) -> Frame | None:
         with self.stats.timing("decode"):
             return next(frames, None)
 
     def mattes(self, frames: list[Frame]) -> list[np.ndarray]:
-        """Full-resolution mattes, smoothed in order; an image's own transparency stays transparent."""
-        segmenter = self.segmenter
-        with self.stats.timing("preprocess"):
-            tensors = segmenter.model_inputs([frame.rgb for frame in frames])
-        with self.stats.timing("inference"):
-            probs = segmenter.infer(tensors)
+        """8-bit full-resolution mattes, smoothed in order; an image's own transparency stays transparent."""
+        probs = self.probabilities(frames)
         with self.stats.timing("refine"):
-            mattes = [segmenter.to_matte(self.smoother(prob, frame.rgb), frame.rgb, self.threshold)
-                      for frame, prob in zip(frames, probs, strict=True)]
-            return [m if f.alpha is None else m * f.alpha for f, m in zip(frames, mattes, strict=True)]
+            return [self.refine(frame, prob) for frame, prob in zip(frames, probs, strict=True)]
+
+    def probabilities(self, frames: list[Frame]) -> list[np.ndarray | None]:
+        """The model's probabilities for the frames it is due to see (None for the others)."""
+        due = [(self.seen + i) % self.speed.model_every == 0 for i in range(len(frames))]
+        self.seen += len(frames)
+        with self.stats.timing("preprocess"):
+            tensors = self.segmenter.model_inputs([f.rgb for f, is_due in zip(frames, due, strict=True) if is_due])
+        with self.stats.timing("inference"):
+            fresh = iter(self.segmenter.infer(tensors) if tensors else [])
+        return [next(fresh) if is_due else None for is_due in due]
+
+    def refine(self, frame: Frame, prob: np.ndarray | None) -> np.ndarray:
+        """Smoothed probabilities (a new model output, else the last one) -> 8-bit matte at the frame's size."""
+        if prob is not None:  # the first frame always has one
+            self.last_prob = self.smoother(prob, frame.rgb)
+        height, width = frame.rgb.shape[:2]
+        small = refine_size((height, width), self.speed.refine_pixels)
+        guide = frame.rgb if small == (height, width) else \
+            cv2.resize(frame.rgb, small[::-1], interpolation=cv2.INTER_AREA)
+        matte = alpha_to_uint8(self.segmenter.to_matte(self.last_prob, guide, self.threshold))
+        if small != (height, width):
+            matte = cv2.resize(matte, (width, height), interpolation=cv2.INTER_LINEAR)
+        return matte if frame.alpha is None else cv2.multiply(matte, alpha_to_uint8(frame.alpha), scale=1 / 255)
 
     def output(self, frame: Frame, matte: np.ndarray) -> None:
         if self.controls is not None and (changed := self.controls()) is not None:  # switched live, between frames
@@ -104,13 +147,13 @@ class _Steps:
 
 def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = None, threshold: float | None = None,
            smooth: float = 0.0, threaded: bool | None = None, quiet: bool = True, stats: Stats | None = None,
-           controls: Callable[[], Effect | None] | None = None) -> Stats:
+           controls: Callable[[], Effect | None] | None = None, speed: Speed = EXACT) -> Stats:
     """Every frame of `source` through `segmenter` and `effect` into `sink` (entered by the caller, which so
     decides when the output is committed). Threaded unless the source is live; `smooth` is the temporal smoothing
     of the probabilities (0 = off). A window closed by its viewer, or Ctrl-C on a live source, ends the stream
     cleanly. `stats` (optional) is filled as frames go, for a live view of them; `controls`, called between frames,
-    returns a new Effect to switch to (or None)."""
-    steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls)
+    returns a new Effect to switch to (or None); `speed` what a video may trade for frames/s (default: nothing)."""
+    steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls, speed)
     run = _threaded if (not source.live if threaded is None else threaded) else _sequential
     bar = _progress_bar(source, quiet)
     started = time.perf_counter()
