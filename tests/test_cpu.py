@@ -25,3 +25,10 @@ def test_only_full_range_int8_models_need_the_exact_kernels():
 def test_exact_int8_sets_the_onnxruntime_option(tiny_onnx):
     options = open_session(tiny_onnx, "cpu", 1, exact_int8=True).get_session_options()
     assert options.get_session_config_entry("session.x64quantprecision") == "1"
+
+
+def test_segmenter_without_spinning_sets_the_onnxruntime_option(tiny_onnx):
+    from segedge.runtime import Segmenter
+
+    session = Segmenter(tiny_onnx, "cpu", 1, spinning=False).backend.session
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"

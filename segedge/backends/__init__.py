@@ -63,7 +63,8 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
-def load_backend(path: str | Path | None = None, backend: str = "auto", threads: int | None = None) -> Backend:
+def load_backend(path: str | Path | None = None, backend: str = "auto", threads: int | None = None,
+                 spinning: bool = True) -> Backend:
     """Open a model for inference with the backend its format names (segedge.model_files.FORMATS): .onnx ->
     onnxruntime, .trt/.engine/.plan -> TensorRT, .pth/.pt -> eager torch.
 
@@ -77,7 +78,7 @@ def load_backend(path: str | Path | None = None, backend: str = "auto", threads:
     if kind == "onnxruntime":
         from segedge.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, requested=backend, threads=threads)
+        return OnnxRuntimeBackend(path, requested=backend, threads=threads, spinning=spinning)
     if kind == "tensorrt":
         from segedge.backends.tensorrt import TensorRTBackend
 

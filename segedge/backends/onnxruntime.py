@@ -114,12 +114,12 @@ def _shape(dims) -> str:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: Path, requested: str = "auto", threads: int | None = None):
+    def __init__(self, path: Path, requested: str = "auto", threads: int | None = None, spinning: bool = True):
         path = Path(path)
-        self.session = open_session(path, requested, threads)
+        self.session = open_session(path, requested, threads, spinning=spinning)
         spec = spec_from_session(self.session, path)
         if self.device == "cpu" and needs_exact_int8(spec):  # full-range INT8 (for TensorRT, or older exports)
-            self.session = open_session(path, requested, threads, exact_int8=True)
+            self.session = open_session(path, requested, threads, exact_int8=True, spinning=spinning)
         super().__init__(path, spec)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
