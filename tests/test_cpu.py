@@ -27,8 +27,10 @@ def test_exact_int8_sets_the_onnxruntime_option(tiny_onnx):
     assert options.get_session_config_entry("session.x64quantprecision") == "1"
 
 
-def test_segmenter_without_spinning_sets_the_onnxruntime_option(tiny_onnx):
+def test_segmenter_threads_sleep_unless_spinning_is_asked_for(tiny_onnx):
     from segedge.runtime import Segmenter
 
-    session = Segmenter(tiny_onnx, "cpu", 1, spinning=False).backend.session
+    session = Segmenter(tiny_onnx, "cpu", 1).backend.session  # the default for every use (shared-CPU benchmark)
     assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    options = Segmenter(tiny_onnx, "cpu", 1, spinning=True).backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"

@@ -52,7 +52,7 @@ def test_shipped_weights_load_weights_only_and_give_the_shipped_onnx_logits(name
     state = torch.load(MODELS_DIR / f"{name}.pth", map_location="cpu", weights_only=True)  # no pickled code inside
     assert set(state) == {"spec", "model"}  # deployable weights and their contract; no optimizer state
     model, spec, _ = load_model(name)
-    tools = {"training": {}, "versions": {}}  # the export adds its onnx/opset versions; the contract must match
+    tools = {"training": {}, "versions": {}, "cost": {}}  # export adds versions and GMAC; the contract must match
     assert spec.to_dict() | tools == read_spec(resolve_model(name)).to_dict() | tools
     inputs = inputs_for(name, val_files)
     with torch.no_grad():

@@ -64,7 +64,7 @@ def default_model_path() -> Path:
 
 
 def load_backend(path: str | Path | None = None, backend: str = "auto", threads: int | None = None,
-                 spinning: bool = True) -> Backend:
+                 spinning: bool = False) -> Backend:
     """Open a model for inference with the backend its format names (segedge.model_files.FORMATS): .onnx ->
     onnxruntime, .trt/.engine/.plan -> TensorRT, .pth/.pt -> eager torch.
 

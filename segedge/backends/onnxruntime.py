@@ -45,10 +45,13 @@ def choose_providers(requested: str, available: list[str]) -> list[str]:
 
 
 def open_session(path: Path, requested: str = "auto", threads: int | None = None, exact_int8: bool = False,
-                 spinning: bool = True):
+                 spinning: bool = False):
     """An onnxruntime session; `exact_int8` selects the slower u8u8 kernels that do not saturate on x86 CPUs
-    without VNNI (needed only for INT8 models whose weights use the full 8-bit range); `spinning=False` makes idle
-    intra-op threads sleep instead of spin-waiting for work (kinder to other processes on a shared CPU)."""
+    without VNNI (needed only for INT8 models whose weights use the full 8-bit range).
+
+    Idle intra-op threads sleep instead of spin-waiting unless `spinning`: measured on 2 cores
+    (benchmarks/results/shared_cpu_amd-epyc-avx2.md), spinning saves 3-9% on an idle CPU and costs 1.5-2.4x beside
+    one busy process (a video call, a browser, our own decoder and encoder), where 2 threads then lose even to 1."""
     ort = _onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -56,8 +59,7 @@ def open_session(path: Path, requested: str = "auto", threads: int | None = None
     options.log_severity_level = 3
     if exact_int8:
         options.add_session_config_entry("session.x64quantprecision", "1")
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     providers = choose_providers(requested, ort.get_available_providers())
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
@@ -114,7 +116,7 @@ def _shape(dims) -> str:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: Path, requested: str = "auto", threads: int | None = None, spinning: bool = True):
+    def __init__(self, path: Path, requested: str = "auto", threads: int | None = None, spinning: bool = False):
         path = Path(path)
         self.session = open_session(path, requested, threads, spinning=spinning)
         spec = spec_from_session(self.session, path)
