@@ -189,7 +189,7 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     """Segment every image and video of `options.input` on Ray (`address`, or a local Ray started here) with
     `actors` model actors for the images; returns what was done, skipped (and why) and failed (and why)."""
     from segedge.backends import resolve_model
-    from segedge.ray_cluster import connected, cpus_per_worker, require_ray
+    from segedge.ray_cluster import connected, cpus_per_worker, portable_engine, require_ray
     from segedge.runtime import check_threshold
 
     require_ray("data")
@@ -203,11 +203,12 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
         raise SegedgeError(f"model file not found: {options.engine}")
     if Path(options.input).is_file() and input_kind(options.input) in ("image", "video"):
         log.info("one file: plain `segedge run` does the same without starting Ray")
-    job = Job(output_folder(options.input, options.output, options.effect),
-              Effect(options.effect, options.background, options.blur_strength), options.engine, options.backend,
-              options.threads, options.threshold, options.smooth)
+    # absolute paths: Ray workers do not start in this folder
+    job = Job(output_folder(options.input, options.output, options.effect).absolute(),
+              Effect(options.effect, options.background, options.blur_strength), portable_engine(options.engine),
+              options.backend, options.threads, options.threshold, options.smooth)
     summary = Summary(job.target)
-    images, videos = plan(list_inputs(options.input), job, summary)
+    images, videos = plan([path.absolute() for path in list_inputs(options.input)], job, summary)
     if not (images or videos):
         return summary
     job.target.mkdir(parents=True, exist_ok=True)
@@ -225,6 +226,8 @@ def _segment_images(images: list[Path], job: Job, actors: int, cpus: float, summ
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = not quiet
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its "starting/finished execution" lines
     batch = max(1, min(MAX_BATCH, len(images) // (4 * actors)))  # at least 4 batches per actor to balance them
     items = ray.data.from_items([{"path": str(path)} for path in images],
                                 override_num_blocks=math.ceil(len(images) / batch))

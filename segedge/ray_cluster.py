@@ -10,7 +10,10 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from segedge.errors import SegedgeError, missing_extra
 
@@ -37,6 +40,7 @@ def connected(address: str | None, quiet: bool = False) -> Iterator[bool]:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local tool: nothing phones home
     local = address is None
+    on_sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     try:
         # "local": a fresh instance even when RAY_ADDRESS or an earlier `ray start` points elsewhere
         ray.init(address="local" if local else address, include_dashboard=False if local else None,
@@ -44,10 +48,18 @@ def connected(address: str | None, quiet: bool = False) -> Iterator[bool]:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SegedgeError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
+    if on_sigterm is not None:  # Ray's core worker put in a handler that kills the process on the spot: SIGTERM
+        signal.signal(signal.SIGTERM, on_sigterm)  # unwinds like Ctrl-C again, so the finally blocks clean up
     try:
         yield local
     finally:
         ray.shutdown()
+
+
+def portable_engine(engine: str | None) -> str | None:
+    """A model file as an absolute path (Ray workers do not start in the caller's folder); an embedded model's name
+    as it is, for each worker to find in its own installation."""
+    return str(Path(engine).absolute()) if engine and Path(engine).is_file() else engine
 
 
 def cpus_per_worker(workers: int, threads: int | None) -> tuple[float, int]:

@@ -79,3 +79,27 @@ def test_ray_serve_answers_with_the_person_masked(ray_address, people):
     height, width = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR).shape[:2]
     assert mask.shape == (height, width)
     assert 0.05 < (mask > 127).mean() < 0.95  # a portrait: the person is a good part of the picture, not all of it
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make test videos")
+def test_ray_run_of_a_list_with_videos_matches_plain_runs(ray_address, people, tmp_path):
+    """A text file listing a photo and two videos (one task each): the same files as `segedge run` makes of each."""
+    from helpers import make_video
+
+    photo = shutil.copy(sorted((people / "val-portraits" / "images").iterdir())[0], tmp_path / "photo.jpg")
+    videos = [make_video(tmp_path / "clip.mp4"), make_video(tmp_path / "quiet.mkv", audio=False)]
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("# inputs\nphoto.jpg\nclip.mp4\n\nquiet.mkv\nmissing.mp4\n")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for source in (photo, *videos):
+        assert segedge_in_process("run", source, "-o", plain, "--quiet").returncode == 0
+
+    result = segedge_in_process("run", listing, "--ray", "--quiet")
+    on_ray = tmp_path / "inputs_blur"
+    assert "3 done, 0 skipped, 1 failed" in result.stdout, result.stdout + result.stderr
+    assert "missing.mp4" in result.stderr
+    assert sorted(p.name for p in on_ray.iterdir()) == ["clip_blur.mp4", "photo.jpg", "quiet_blur.mkv"]
+    for ours, theirs in (("clip_blur.mp4",) * 2, ("quiet_blur.mkv",) * 2, ("photo.jpg", "photo_blur.jpg")):
+        assert filecmp.cmp(plain / theirs, on_ray / ours, shallow=False), ours  # a photo keeps its name, as in a folder

@@ -8,12 +8,11 @@ token check and errors are those of the plain server, and the model is loaded wh
 from __future__ import annotations
 
 import logging
-import signal
-import threading
+import time
 
 from ray import serve
 
-from segedge.ray_cluster import connected, cpus_per_worker
+from segedge.ray_cluster import connected, cpus_per_worker, portable_engine
 from segedge.serve.app import Settings, create_app
 
 APP_NAME = "segedge"
@@ -41,25 +40,15 @@ def serve_on_ray(settings: Settings, host: str, port: int, workers: int, address
         deployment = serve.deployment(SegedgeReplica, name=APP_NAME, num_replicas=workers,
                                       ray_actor_options={"num_cpus": cpus}, max_queued_requests=max_in_flight)
         try:
-            serve.run(deployment.bind(Settings(settings.engine, settings.token, threads, settings.limits)),
-                      name=APP_NAME, route_prefix="/")
+            replica = Settings(portable_engine(settings.engine), settings.token, threads, settings.limits)
+            serve.run(deployment.bind(replica), name=APP_NAME, route_prefix="/")
             log.info("segedge on Ray Serve: http://%s:%d with %d replica(s), %d inference thread(s) each; Ctrl-C "
                      "stops", host, port, workers, threads)
-            wait_for_stop()
+            while True:  # until Ctrl-C or SIGTERM (segedge's handler: it unwinds like Ctrl-C)
+                time.sleep(3600)
         finally:  # on a shared cluster remove only this app; a local Ray goes away whole
             if local:
                 serve.shutdown()
             else:
                 serve.delete(APP_NAME)
 
-
-def wait_for_stop() -> None:
-    """Until Ctrl-C or SIGTERM. Ray's core worker put its own SIGTERM handler in place (it kills the process on the
-    spot), so SIGTERM is taken back here for the time of the wait: the caller then removes the app cleanly."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
