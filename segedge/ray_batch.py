@@ -22,7 +22,7 @@ from pathlib import Path
 from segedge.effects import Effect
 from segedge.errors import SegedgeError
 from segedge.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from segedge.runner import RunOptions, check_live_options, default_output, image_suffix, input_kind
+from segedge.runner import RunOptions, check_live_options, default_output, image_suffix
 from segedge.stream import ImageFolder, Images, stream
 
 log = logging.getLogger("segedge")
@@ -201,7 +201,7 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     check_threshold(options.threshold)
     if not resolve_model(options.engine).is_file():
         raise SegedgeError(f"model file not found: {options.engine}")
-    if Path(options.input).is_file() and input_kind(options.input) in ("image", "video"):
+    if Path(options.input).is_file() and Path(options.input).suffix.lower() in MEDIA_EXTENSIONS:
         log.info("one file: plain `segedge run` does the same without starting Ray")
     # absolute paths: Ray workers do not start in this folder
     job = Job(output_folder(options.input, options.output, options.effect).absolute(),

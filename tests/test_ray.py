@@ -8,6 +8,7 @@ is the same `ray.init` without an address.
 import filecmp
 import os
 import shutil
+import subprocess
 import urllib.request
 
 import cv2
@@ -101,5 +102,13 @@ def test_ray_run_of_a_list_with_videos_matches_plain_runs(ray_address, people, t
     assert "3 done, 0 skipped, 1 failed" in result.stdout, result.stdout + result.stderr
     assert "missing.mp4" in result.stderr
     assert sorted(p.name for p in on_ray.iterdir()) == ["clip_blur.mp4", "photo.jpg", "quiet_blur.mkv"]
-    for ours, theirs in (("clip_blur.mp4",) * 2, ("quiet_blur.mkv",) * 2, ("photo.jpg", "photo_blur.jpg")):
+    for ours, theirs in (("clip_blur.mp4",) * 2, ("photo.jpg", "photo_blur.jpg")):
         assert filecmp.cmp(plain / theirs, on_ray / ours, shallow=False), ours  # a photo keeps its name, as in a folder
+    # Matroska writes a random segment UID, so two plain runs differ too: the frames are what must match
+    assert frame_hashes(plain / "quiet_blur.mkv") == frame_hashes(on_ray / "quiet_blur.mkv")
+
+
+def frame_hashes(video) -> list[str]:
+    result = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-f", "framemd5", "-"], capture_output=True,
+                            text=True, check=True)
+    return [line for line in result.stdout.splitlines() if not line.startswith("#")]
