@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from segedge.export.onnx import export_model
-from segedge.training.model import build_model
+from segedge.training.model import build_model, model_cost
 
 from segedge.backends import DEFAULT_MODEL
 from segedge.backends.onnxruntime import open_session
@@ -89,27 +89,6 @@ for line in sys.stdin:
         times.append(time.perf_counter() - start)
     print(json.dumps(times), flush=True)
 """
-
-
-def count_macs(model: torch.nn.Module, size: tuple[int, int]) -> int:
-    """Multiply-accumulates of every Conv2d/Linear for one image (forward hooks on a real forward pass)."""
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, torch.nn.Conv2d):
-            kernel = module.kernel_size[0] * module.kernel_size[1]
-            total += output[0].numel() * (module.in_channels // module.groups) * kernel
-        else:
-            total += output[0].numel() * module.in_features
-
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
-    handles = [m.register_forward_hook(hook) for m in layers]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, *size))
-    for handle in handles:
-        handle.remove()
-    return total
 
 
 class OnnxContender:
@@ -173,8 +152,7 @@ def main() -> None:
             spec = ModelSpec(**fields)
             model = build_model(spec).eval()
             rows[name] = {"candidate": name, "spec": {k: v for k, v in fields.items()},
-                          "gmac": round(count_macs(model, spec.input_size) / 1e9, 4),
-                          "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
+                          **model_cost(model, spec.input_size)}
             path = export_model(model, spec, Path(work) / f"c{index}.onnx")
             contenders[name] = OnnxContender(path, args.threads)
             print(f"{name:45s} {rows[name]['gmac']:.3f} GMAC {rows[name]['params_m']:.2f} M params", flush=True)

@@ -3,8 +3,8 @@
 Every embedded ONNX model (default, default-int8, fast, fast-int8, ...) and MediaPipe selfie segmentation (256x256
 .tflite in ai-edge-litert, in its own environment as a worker process) take turns in blocks of 11 calls (the first
 discarded), batch 1, the same thread count, so drift on this shared machine hits all of them alike: rely on the
-ratios within one run. Each row also has the model's MACs and parameters (counted on its shipped .pth with
-benchmarks/fast_candidates.py's hooks). The load average before and after goes into the result, with the CPU model
+ratios within one run. Each row also has the model's MACs and parameters
+(recorded in its spec at export). The load average before and after goes into the result, with the CPU model
 and ISA flags. Writes benchmarks/results/fast_vs_mediapipe_<cpu>.json and .md.
 
     .venv/bin/python benchmarks/fast_vs_mediapipe.py --mediapipe-python /tmp/mpvenv/bin/python \
@@ -20,12 +20,11 @@ import json
 import re
 from pathlib import Path
 
-import torch
-from fast_candidates import MEDIAPIPE_GMAC, MediaPipeContender, OnnxContender, alternate, count_macs
-from segedge.training.checkpoint import load_model
+from fast_candidates import MEDIAPIPE_GMAC, MediaPipeContender, OnnxContender, alternate
 
-from segedge.backends import MODELS_DIR, embedded_names, resolve_model
+from segedge.backends import embedded_names, resolve_model
 from segedge.bench import machine_info
+from segedge.model_files import read_spec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEDIAPIPE = "MediaPipe selfie (tflite, 256)"
@@ -36,13 +35,9 @@ def load_average() -> list[float]:
 
 
 def cost(path: Path) -> dict:
-    """GMAC and parameters of an embedded model, from its PyTorch weights (NAME.int8.onnx has NAME.pth's)."""
-    weights = MODELS_DIR / f"{path.name.split('.')[0]}.pth"
-    if not weights.is_file():
-        return {"gmac": None, "params_m": None}
-    model, spec, _ = load_model(weights)
-    return {"gmac": round(count_macs(model, spec.input_size) / 1e9, 3),
-            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+    """GMAC and parameters recorded in the model's spec when it was exported (None for files without them)."""
+    recorded = read_spec(path).cost
+    return {"gmac": recorded.get("gmac"), "params_m": recorded.get("params_m")}
 
 
 def markdown(result: dict) -> str:
@@ -73,7 +68,6 @@ def main() -> None:
     parser.add_argument("--mediapipe-wheel", type=Path, required=True, help="mediapipe-0.10.21 wheel")
     parser.add_argument("--onnx", nargs="*", type=Path, default=[], help="more ONNX files to time (not shipped)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     rows = {}
     for name, path in [(n, resolve_model(n)) for n in embedded_names()] + [(p.name, p) for p in args.onnx]:
         contender = OnnxContender(path, args.threads)

@@ -17,7 +17,9 @@ the wheel instead of an installed package.
 Metric (identical to segedge/metrics.py, copied so this script needs no segedge install): per-image foreground IoU
 and mIoU at threshold 0.5, prediction resized up to the mask's size, mean over images: bilinear (`iou`, `miou`)
 and with segedge's guided upsampling (`iou_guided`, `miou_guided`, segedge/refine.py loaded from this checkout),
-so MediaPipe gets the same refinement `segedge eval` scores segedge's own models with. ms_per_image is
+so MediaPipe gets the same refinement `segedge eval` scores segedge's own models with. Boundary IoU (`boundary_iou`,
+`boundary_iou_guided`: band of 2% of the image diagonal) is segedge/metrics.py's own, loaded from this checkout
+like refine.py. ms_per_image is
 resize + inference + resize back, as segedge eval's covers pre-processing + inference.
 """
 
@@ -70,14 +72,16 @@ def predict(interpreter, rgb: np.ndarray) -> np.ndarray:
     return interpreter.get_tensor(out["index"])[0, ..., 0]
 
 
-def iou_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+def iou_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    from segedge.metrics import boundary_iou
+
     tp = np.count_nonzero(pred & truth)
     fp = np.count_nonzero(pred & ~truth)
     fn = np.count_nonzero(~pred & truth)
     tn = pred.size - tp - fp - fn
     fg = 1.0 if tp + fp + fn == 0 else tp / (tp + fp + fn)
     bg = 1.0 if tn + fp + fn == 0 else tn / (tn + fp + fn)
-    return fg, (fg + bg) / 2
+    return fg, (fg + bg) / 2, boundary_iou(pred, truth)
 
 
 def pairs(folder: Path) -> list[tuple[Path, Path]]:
@@ -104,8 +108,9 @@ def evaluate(interpreter, folder: Path) -> dict:
         scores["_guided"].append(iou_pair(upsample_mask(prob, rgb) > 0.5, truth))
     result = {}
     for suffix, pairs_ in scores.items():
-        fg, mean = np.mean(pairs_, axis=0)
-        result |= {f"iou{suffix}": round(float(fg), 4), f"miou{suffix}": round(float(mean), 4)}
+        fg, mean, boundary = np.mean(pairs_, axis=0)
+        result |= {f"iou{suffix}": round(float(fg), 4), f"miou{suffix}": round(float(mean), 4),
+                   f"boundary_iou{suffix}": round(float(boundary), 4)}
     return {**result, "images": len(scores[""]), "ms_per_image": round(1000 * seconds / len(scores[""]), 2)}
 
 

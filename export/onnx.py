@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import torch
 from segedge.training.checkpoint import load_model
+from segedge.training.model import model_cost
 
 import segedge
 from segedge.errors import SegedgeError
@@ -108,6 +109,7 @@ def export_model(model: torch.nn.Module, spec: ModelSpec, out: Path, size: tuple
     height, width = size or spec.input_size
     spec = ModelSpec.from_dict({**spec.to_dict(), "input_size": (height, width), "dynamic": dynamic,
                                 "precision": "fp32"})
+    spec.cost = model_cost(model, (height, width))
     spec.versions = {**spec.versions, **versions(opset)}
     out = Path(out)
     with atomic_output(out) as tmp:

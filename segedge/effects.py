@@ -1,6 +1,8 @@
 """Compositing effects: pure numpy/opencv functions of an RGB uint8 frame and a float matte in [0, 1].
 
-Where the matte is 1 (person) every effect leaves the frame's pixels exactly as they were.
+Where the matte is 1 (person) every effect leaves the frame's pixels exactly as they were. In the soft edge,
+remove and replace use the person's estimated own colour (segedge.foreground) unless `clean_edges` is off, so the
+old background does not tint the edge.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import cv2
 import numpy as np
 
 from segedge.errors import SegedgeError
+from segedge.foreground import estimate_foreground
 from segedge.media import read_image
 
 EFFECTS = ("blur", "remove", "replace", "mask")
@@ -62,9 +65,11 @@ def blur_background(frame: np.ndarray, alpha: np.ndarray, strength: int = DEFAUL
     return composite(frame, alpha, background)
 
 
-def remove_background(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """RGBA image whose alpha channel is the matte."""
-    return np.dstack([frame, alpha_to_uint8(alpha)])
+def remove_background(frame: np.ndarray, alpha: np.ndarray, clean_edges: bool = True) -> np.ndarray:
+    """RGBA image whose alpha channel is the matte; with `clean_edges` the colour in the soft edge is the person's
+    estimated own colour, so a viewer compositing it over anything sees no trace of the old background."""
+    alpha8 = alpha_to_uint8(alpha)
+    return np.dstack([estimate_foreground(frame, alpha8) if clean_edges else frame, alpha8])
 
 
 def cover(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -77,9 +82,12 @@ def cover(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resized[top:top + height, left:left + width]
 
 
-def replace_background(frame: np.ndarray, alpha: np.ndarray,
-                       background: np.ndarray | tuple[int, int, int]) -> np.ndarray:
-    """Person over a background image (covering the frame) or a solid RGB colour."""
+def replace_background(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],
+                       clean_edges: bool = True) -> np.ndarray:
+    """Person over a background image (covering the frame) or a solid RGB colour; with `clean_edges` the soft edge
+    blends the person's estimated own colour instead of the frame's (which holds some of the old background)."""
+    if clean_edges:
+        frame = estimate_foreground(frame, alpha_to_uint8(alpha))
     if isinstance(background, tuple):
         plate = np.empty_like(frame)
         plate[:] = background
@@ -112,14 +120,16 @@ def parse_color(text: str) -> tuple[int, int, int]:
 
 def apply_effect(frame: np.ndarray, alpha: np.ndarray, effect: str = "blur",
                  background: np.ndarray | tuple[int, int, int] | None = None,
-                 blur_strength: int = DEFAULT_BLUR) -> np.ndarray:
-    """One entry for every effect; returns RGB (blur, replace), RGBA (remove) or grayscale (mask)."""
+                 blur_strength: int = DEFAULT_BLUR, clean_edges: bool = True) -> np.ndarray:
+    """One entry for every effect; returns RGB (blur, replace), RGBA (remove) or grayscale (mask). `clean_edges`:
+    foreground colour estimation in the soft edge for remove and replace."""
     if effect == "blur":
         return blur_background(frame, alpha, blur_strength)
     if effect == "remove":
-        return remove_background(frame, alpha)
+        return remove_background(frame, alpha, clean_edges)
     if effect == "replace":
-        return replace_background(frame, alpha, NAMED_COLORS["green"] if background is None else background)
+        return replace_background(frame, alpha, NAMED_COLORS["green"] if background is None else background,
+                                  clean_edges)
     if effect == "mask":
         return mask_image(alpha)
     raise SegedgeError(f"unknown effect {effect!r}; choose one of {', '.join(EFFECTS)}")
@@ -140,6 +150,7 @@ class Effect:
     name: str = "blur"
     background: np.ndarray | tuple[int, int, int] | str | None = None
     blur_strength: int = DEFAULT_BLUR
+    clean_edges: bool = True  # estimate the person's colour in the soft edge (remove, replace)
 
     def __post_init__(self):
         if self.name not in EFFECTS:
@@ -153,4 +164,4 @@ class Effect:
         return self
 
     def __call__(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        return apply_effect(frame, alpha, self.name, self.background, self.blur_strength)
+        return apply_effect(frame, alpha, self.name, self.background, self.blur_strength, self.clean_edges)

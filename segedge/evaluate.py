@@ -18,7 +18,8 @@ log = logging.getLogger("segedge")
 
 def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, quiet: bool = False,
              limit: int | None = None) -> dict:
-    """Mean per-image foreground IoU, mIoU, Dice and pixel accuracy, plus image count and model ms per image.
+    """Mean per-image foreground IoU, mIoU, Dice, pixel accuracy and boundary IoU (segedge.metrics), plus image
+    count and model ms per image.
 
     Scored through segedge.scoring: predictions are upsampled to the mask size (the ground truth is never resized)
     the way the segmenter does it: guided by the image when `segmenter.refine` (the matte `segedge run` outputs),

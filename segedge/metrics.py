@@ -1,22 +1,52 @@
-"""Per-image segmentation metrics on boolean masks (numpy only, so `segedge eval` needs no torch).
+"""Per-image segmentation metrics on boolean masks (numpy and opencv, so `segedge eval` needs no torch).
 
-Conventions: an image where both prediction and ground truth are empty scores 1 (nothing to find, nothing found).
-Dataset figures are the mean over images, as in MediaPipe's and the data README's reference numbers.
+Conventions: an image where both prediction and ground truth are empty scores 1 (nothing to find, nothing found),
+boundary IoU included (only an empty mask has no boundary band: a full-frame one has it along the frame's edge);
+one empty and the other not scores boundary IoU 0. Dataset figures are the mean over images,
+as in MediaPipe's and the data README's reference numbers.
 """
 
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 
-METRIC_NAMES = ("iou", "miou", "dice", "pixel_accuracy")
+METRIC_NAMES = ("iou", "miou", "dice", "pixel_accuracy", "boundary_iou")
+BOUNDARY_RATIO = 0.02  # Boundary IoU's band width as a fraction of the image diagonal (Cheng et al., CVPR 2021)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
     return 1.0 if denominator == 0 else numerator / denominator
 
 
+def boundary_width(shape: tuple[int, ...], ratio: float = BOUNDARY_RATIO) -> int:
+    """Boundary IoU's d in pixels: `ratio` of the image diagonal, rounded, at least 1."""
+    return max(1, round(ratio * math.hypot(shape[0], shape[1])))
+
+
+def boundary_band(mask: np.ndarray, width: int) -> np.ndarray:
+    """The mask's pixels within `width` of its contour: the mask minus its erosion by a (2 * width + 1) square.
+
+    The mask is padded with one background pixel first, as the reference implementation does, so a mask cut by the
+    frame's edge has a boundary there too."""
+    padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    eroded = cv2.erode(padded, np.ones((2 * width + 1, 2 * width + 1), np.uint8))[1:-1, 1:-1]
+    return mask & ~eroded.astype(bool)
+
+
+def boundary_iou(pred: np.ndarray, target: np.ndarray, ratio: float = BOUNDARY_RATIO) -> float:
+    """Boundary IoU (Cheng et al., CVPR 2021): IoU of the two masks' boundary bands, band width `ratio` of the
+    image diagonal. 1 when neither mask has a band (both empty), 0 when only one has."""
+    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
+    width = boundary_width(pred.shape, ratio)
+    pred_band, target_band = boundary_band(pred, width), boundary_band(target, width)
+    return _ratio(np.count_nonzero(pred_band & target_band), np.count_nonzero(pred_band | target_band))
+
+
 def mask_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Foreground IoU, mean IoU over person+background, Dice and pixel accuracy of one image."""
+    """Foreground IoU, mean IoU over person+background, Dice, pixel accuracy and boundary IoU of one image."""
     pred, target = np.asarray(pred, bool), np.asarray(target, bool)
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {target.shape} differ in size")
@@ -31,6 +61,7 @@ def mask_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
         "miou": (iou + background_iou) / 2,
         "dice": _ratio(2 * tp, 2 * tp + fp + fn),
         "pixel_accuracy": (tp + tn) / pred.size,
+        "boundary_iou": boundary_iou(pred, target),
     }
 
 

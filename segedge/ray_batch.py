@@ -205,7 +205,8 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
         log.info("one file: plain `segedge run` does the same without starting Ray")
     # absolute paths: Ray workers do not start in this folder
     job = Job(output_folder(options.input, options.output, options.effect).absolute(),
-              Effect(options.effect, options.background, options.blur_strength), portable_engine(options.engine),
+              Effect(options.effect, options.background, options.blur_strength, options.clean_edges),
+              portable_engine(options.engine),
               options.backend, options.threads, options.threshold, options.smooth)
     summary = Summary(job.target)
     images, videos = plan([path.absolute() for path in list_inputs(options.input)], job, summary)

@@ -27,6 +27,7 @@ class RunOptions:
     threshold: float | None = None
     smooth: float = 0.5
     blur_strength: int = DEFAULT_BLUR
+    clean_edges: bool = True  # foreground colour estimation in the soft edge (remove, replace)
     threads: int | None = None
     quiet: bool = False
     camera_size: str | None = None  # "1280x720"
@@ -108,7 +109,7 @@ def resolve_output(source: str, kind: str, effect: str, target: Path | None) -> 
 
 def run(options: RunOptions) -> Path | None:
     """Process an image, folder, video or webcam; returns the output path (None for a webcam shown on screen)."""
-    effect = Effect(options.effect, options.background, options.blur_strength)
+    effect = Effect(options.effect, options.background, options.blur_strength, options.clean_edges)
     kind = input_kind(options.input)
     check_live_options(options, kind)
     camera_size = parse_size(options.camera_size)

@@ -104,16 +104,16 @@ class Segmenter:
         return self.masks([frame], threshold)[0]
 
     def apply(self, frame: np.ndarray, effect: str = "blur", background=None, blur_strength: int = DEFAULT_BLUR,
-              threshold: float | None = None) -> np.ndarray:
+              threshold: float | None = None, clean_edges: bool = True) -> np.ndarray:
         """Segment one frame and apply an effect (see segedge.effects.apply_effect); `background` may also be an
-        image path or a colour name."""
-        return Effect(effect, background, blur_strength)(frame, self.mask(frame, threshold))
+        image path or a colour name; `clean_edges=False` blends the frame's own edge colours in remove/replace."""
+        return Effect(effect, background, blur_strength, clean_edges)(frame, self.mask(frame, threshold))
 
     def process_video(self, source: str | Path, target: str | Path, effect: str = "blur", background=None,
                       blur_strength: int = DEFAULT_BLUR, threshold: float | None = None, smooth: float = 0.5,
-                      quiet: bool = False):
+                      quiet: bool = False, clean_edges: bool = True):
         """A video file through the threaded pipeline, audio kept (see segedge.video.process_video)."""
         from segedge.video import process_video
 
-        return process_video(self, source, target, Effect(effect, background, blur_strength), threshold, smooth,
-                             quiet)
+        return process_video(self, source, target, Effect(effect, background, blur_strength, clean_edges),
+                             threshold, smooth, quiet)

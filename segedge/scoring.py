@@ -34,7 +34,7 @@ def person_mask(output: np.ndarray, spec: ModelSpec, image: np.ndarray, guided: 
 
 
 def mean_scores(predictions: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
-    """Foreground IoU, mIoU, Dice and pixel accuracy, each the mean over images (NaN for no image)."""
+    """Foreground IoU, mIoU, Dice, pixel accuracy and boundary IoU, each the mean over images (NaN for no image)."""
     scores = MetricAverager()
     for prediction, truth in zip(predictions, truths, strict=True):
         scores.add(prediction, truth)

@@ -56,6 +56,7 @@ class ModelSpec:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)  # INT8 only: how weights/activations were quantised
+    cost: dict[str, float] = field(default_factory=dict)  # {"gmac", "params_m"} at input_size, counted at export
     versions: dict[str, str] = field(default_factory=dict)
     spec_version: int = SPEC_VERSION
 

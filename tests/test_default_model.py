@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segedge.backends import DEFAULT_MODEL
+from segedge.backends import DEFAULT_MODEL, embedded_models
 from segedge.media import read_image
 from segedge.metrics import mask_metrics
 
@@ -53,7 +53,7 @@ def test_eval_json_on_a_few_val_images(people, tmp_path):
     assert 0.3 < scores["iou"] <= 1.0 and 0.5 < scores["pixel_accuracy"] <= 1.0
 
 
-def test_bench_with_no_arguments_uses_the_default_model_and_its_weights(tiny_data, tmp_path):
+def test_bench_with_no_arguments_measures_every_embedded_model_with_its_weights(tiny_data, tmp_path):
     # no model argument; --data only keeps the accuracy columns to 4 images (16 by default) so the test stays quick
     result = subprocess.run([*SEGEDGE, "bench", "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "b.json"),
                              "--backends", "torch,onnxruntime,onnxruntime-int8", "--data", str(tiny_data / "val")],
@@ -61,7 +61,9 @@ def test_bench_with_no_arguments_uses_the_default_model_and_its_weights(tiny_dat
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["machine"]["cpu"] and isinstance(report["machine"]["isa"], list)  # never compared blindly
-    rows = {r["backend"]: r for r in report["rows"]}
+    assert {r["name"] for r in report["rows"]} == set(embedded_models())  # default and fast, each with GMAC
+    assert all(r["gmac"] > 0 for r in report["rows"])
+    rows = {r["backend"]: r for r in report["rows"] if r["name"] == "default"}
     # torch is installed here: the shipped PyTorch weights give the eager baseline, so speedups are filled
     assert rows["torch"]["status"] == "ok" and rows["torch"]["model"].endswith("default.pth")
     assert rows["onnxruntime"]["status"] == "ok" and rows["onnxruntime"]["model"].endswith("default.onnx")

@@ -29,9 +29,9 @@ def test_eval_json_has_the_documented_keys(tiny_onnx, few_val):
     result = run_eval("--engine", tiny_onnx, few_val, "--json")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
-    assert {"iou", "miou", "dice", "pixel_accuracy", "images", "ms_per_image", "model"} <= scores.keys()
+    assert {"iou", "boundary_iou", "miou", "dice", "pixel_accuracy", "images", "ms_per_image", "model"} <= scores.keys()
     assert scores["images"] == 3 and scores["ms_per_image"] > 0
-    for key in ("iou", "miou", "dice", "pixel_accuracy"):
+    for key in ("iou", "boundary_iou", "miou", "dice", "pixel_accuracy"):
         assert 0.0 <= scores[key] <= 1.0
 
 

@@ -47,7 +47,7 @@ def test_bench_fp16_row_of_an_onnx_model_leaves_torch_unimported(tiny_onnx, tmp_
 def test_run_on_a_photo_imports_only_what_it_needs(tmp_path):
     """Start-up is most of a one-photo `segedge run` (issue #20: <= 0.4 s): no torch, and no pydantic (typer >= 0.29
     imports it to coerce every option; the lock keeps typer below that), no tqdm (it reads package metadata; only
-    folders and videos show a progress bar)."""
+    folders and videos show a progress bar), no http.server (only --preview serves a page)."""
     import cv2
     import numpy as np
 
@@ -56,7 +56,7 @@ def test_run_on_a_photo_imports_only_what_it_needs(tmp_path):
     code = ("import sys; from segedge.cli import main\n"
             f"try: main(['run', {str(photo)!r}, '-o', {str(tmp_path / 'o.jpg')!r}, '--engine', 'fast', '--quiet'])\n"
             "except SystemExit as exit: assert not exit.code, exit.code\n"
-            "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm', 'ray') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm', 'http.server', 'ray') if m in sys.modules]\n"
             "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from segedge.metrics import MetricAverager, mask_metrics
+from segedge.metrics import MetricAverager, boundary_band, boundary_iou, boundary_width, mask_metrics
 
 
 def test_mask_metrics_by_hand():
@@ -20,7 +20,35 @@ def test_mask_metrics_by_hand():
 
 def test_empty_prediction_and_target_is_perfect():
     empty = np.zeros((4, 4), bool)
-    assert mask_metrics(empty, empty) == {"iou": 1.0, "miou": 1.0, "dice": 1.0, "pixel_accuracy": 1.0}
+    assert mask_metrics(empty, empty) == {"iou": 1.0, "miou": 1.0, "dice": 1.0, "pixel_accuracy": 1.0,
+                                          "boundary_iou": 1.0}
+
+
+def square(top: int, left: int, side: int = 40, size: int = 100) -> np.ndarray:
+    mask = np.zeros((size, size), bool)
+    mask[top:top + side, left:left + side] = True
+    return mask
+
+
+def test_boundary_band_is_the_inner_ring_within_two_percent_of_the_diagonal():
+    assert boundary_width((100, 100)) == 3  # round(0.02 * 141.4)
+    assert boundary_band(square(20, 20), 3).sum() == 40 * 40 - 34 * 34  # a 3-px ring inside the square
+    assert boundary_band(np.ones((100, 100), bool), 3).sum() == 100 * 100 - 94 * 94  # the frame's edge counts
+
+
+def test_boundary_iou_of_a_shifted_square_by_hand():
+    # Two 40-px squares 10 px apart: 3-px rings of 444 px each. Where they overlap (columns 30-59), both rings hold
+    # only the top and bottom 3 rows (6 x 30 = 180 px): their side bands (columns 57-59 and 30-32) never meet.
+    a, b = square(20, 20), square(20, 30)
+    assert boundary_iou(a, b) == pytest.approx(180 / (444 + 444 - 180))
+    assert mask_metrics(a, b)["iou"] == pytest.approx(1200 / 2000)  # the region IoU forgives more
+
+
+def test_boundary_iou_conventions():
+    empty, a = np.zeros((100, 100), bool), square(20, 20)
+    assert boundary_iou(a, a) == 1.0
+    assert boundary_iou(empty, empty) == 1.0  # no boundary to find, none found
+    assert boundary_iou(a, empty) == 0.0 and boundary_iou(empty, a) == 0.0
 
 
 def test_averager_is_mean_over_images():

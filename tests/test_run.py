@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, ffprobe, make_video, segedge
+from helpers import assert_one_line_error, ffprobe, make_video, segedge, segedge_in_process
 
 from segedge.effects import Effect
 from segedge.runtime import Segmenter
@@ -46,6 +46,23 @@ def test_odd_image_formats(tiny_onnx, tmp_path, kind):
     result = segedge("run", source, "--engine", tiny_onnx, "-o", tmp_path / "out.png", "--quiet")
     assert result.returncode == 0, result.stderr
     assert cv2.imread(str(tmp_path / "out.png")).shape == (37, 53, 3)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba"])
+@pytest.mark.parametrize("edges", ["--clean-edges", "--no-clean-edges"])
+def test_remove_of_odd_images_with_and_without_clean_edges(tiny_onnx, tmp_path, kind, edges):
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (37, 53) if kind == "gray" else (37, 53, 4), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    result = segedge_in_process("run", tmp_path / "in.png", "--engine", tiny_onnx, "--effect", "remove", edges,
+                                "-o", tmp_path / "out.png", "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (37, 53, 4)
+    colours = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if kind == "gray" else image[..., :3]
+    soft = (out[..., 3] > 0) & (out[..., 3] < 255)
+    assert soft.any()  # the tiny model's matte is soft: the estimator had work to do
+    assert np.array_equal(out[..., :3], colours) == (edges == "--no-clean-edges")
 
 
 def test_folder_mode_keeps_names_and_reports_unreadable(tiny_onnx, people, tmp_path):

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import make_video
 
+from segedge.backends import MODELS_DIR
+
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "requirements" / "lock.txt"
 MAPPED = {"segedge": "segedge", "training": "segedge/training", "export": "segedge/export"}  # pyproject's package-dir
@@ -40,10 +42,10 @@ def test_wheel_holds_every_package_the_models_and_the_license(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     in_wheel = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
     assert tree_packages() - in_wheel == set()
-    embedded = {f"segedge/models/{name}" for name in ("default.onnx", "default.int8.onnx", "default.pth", "fast.onnx",
-                                                      "fast.pth")}
-    assert embedded <= set(names)
-    assert wheel.stat().st_size < 25e6  # every embedded model, ONNX and PyTorch weights (22.9 MB with fast's)
+    shipped = {f"segedge/models/{path.name}" for path in MODELS_DIR.iterdir() if path.suffix in (".onnx", ".pth")}
+    assert {"segedge/models/default.onnx", "segedge/models/default.fp16.onnx", "segedge/models/fast.onnx"} <= shipped
+    assert shipped <= set(names)
+    assert wheel.stat().st_size < 50e6  # issue #19's budget for every embedded model (28.5 MB with FP16 files)
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
@@ -104,9 +106,11 @@ def test_wheel_eval_and_bench(installed, people, tmp_path):
     result = run_installed(installed, "eval", tmp_path / "data", "--json", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["images"] == 2
-    result = run_installed(installed, "bench", "--runs", "2", "--warmup", "1", "--backends", "torch,onnxruntime",
-                           "--json", tmp_path / "b.json", cwd=tmp_path)
+    result = run_installed(installed, "bench", "--runs", "2", "--warmup", "1", "--backends",
+                           "torch,onnxruntime,onnxruntime-fp16", "--json", tmp_path / "b.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = {row["backend"]: row for row in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    rows = {row["backend"]: row for row in json.loads((tmp_path / "b.json").read_text())["rows"]
+            if row["name"] == "default"}
     assert rows["onnxruntime"]["status"] == "ok"
+    assert rows["onnxruntime-fp16"]["status"] == "ok"  # the shipped FP16 file: no torch or onnx package needed
     assert "segedge[train]" in rows["torch"]["status"]  # says which extra adds the eager rows

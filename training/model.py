@@ -116,3 +116,26 @@ def build_model(spec: ModelSpec) -> DeepLabV3Plus | LRASPP:
     if arch.pop("head") == "lraspp":
         return LRASPP(backbone=arch["backbone"], head_channels=arch["head_channels"])
     return DeepLabV3Plus(**arch)
+
+
+def model_cost(model: nn.Module, size: tuple[int, int]) -> dict[str, float]:
+    """GMAC (multiply-accumulates of every Conv2d/Linear, by forward hooks on one real pass) and millions of
+    parameters for one image of `size`, as recorded in an exported model's spec."""
+    macs = 0
+
+    def hook(module, inputs, output):
+        nonlocal macs
+        if isinstance(module, nn.Conv2d):
+            macs += output[0].numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
+                module.kernel_size[1]
+        else:
+            macs += output[0].numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, *size))
+    model.train(was_training)
+    for handle in handles:
+        handle.remove()
+    return {"gmac": round(macs / 1e9, 3), "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}

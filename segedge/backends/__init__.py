@@ -22,6 +22,11 @@ def embedded_names() -> list[str]:
     return sorted(names)
 
 
+def embedded_models() -> list[str]:
+    """The shipped models, one name each whatever precisions ship: ["default", "fast"]."""
+    return sorted({path.name.split(".")[0] for path in MODELS_DIR.glob("*.onnx")})
+
+
 def is_embedded_name(path: str | Path | None) -> bool:
     """A bare word such as "default" (no folder, no extension) names a shipped model, never a file."""
     name = "" if path is None else str(path)
@@ -93,5 +98,5 @@ def _check_engine_request(path: Path, backend: str, threads: int | None) -> None
                            "the GPU; leave --threads out")
 
 
-__all__ = ["Backend", "default_model_path", "embedded_names", "load_backend", "resolve_checkpoint",
+__all__ = ["Backend", "default_model_path", "embedded_models", "embedded_names", "load_backend", "resolve_checkpoint",
            "resolve_model"]

@@ -44,9 +44,11 @@ def choose_providers(requested: str, available: list[str]) -> list[str]:
     return [p for p in PROVIDERS[requested] if p in available] or ["CPUExecutionProvider"]
 
 
-def open_session(path: Path, requested: str = "auto", threads: int | None = None, exact_int8: bool = False):
+def open_session(path: Path, requested: str = "auto", threads: int | None = None, exact_int8: bool = False,
+                 spinning: bool = True):
     """An onnxruntime session; `exact_int8` selects the slower u8u8 kernels that do not saturate on x86 CPUs
-    without VNNI (needed only for INT8 models whose weights use the full 8-bit range)."""
+    without VNNI (needed only for INT8 models whose weights use the full 8-bit range); `spinning=False` makes idle
+    intra-op threads sleep instead of spin-waiting for work (kinder to other processes on a shared CPU)."""
     ort = _onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -54,6 +56,8 @@ def open_session(path: Path, requested: str = "auto", threads: int | None = None
     options.log_severity_level = 3
     if exact_int8:
         options.add_session_config_entry("session.x64quantprecision", "1")
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(requested, ort.get_available_providers())
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)

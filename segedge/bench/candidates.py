@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segedge.backends import MODELS_DIR
 from segedge.bench.options import TORCH_VARIANTS, BenchOptions
 from segedge.errors import SegedgeError
 from segedge.model_files import is_format, onnx_path_for, onnx_precision, read_spec
@@ -45,6 +46,9 @@ class Candidates:
         shipped = onnx_path_for(fp32, precision)
         if shipped.is_file():
             return shipped
+        if fp32.parent == MODELS_DIR:
+            raise SegedgeError(f"no {shipped.name} is shipped (see segedge/models/README.md); make one with "
+                               f"segedge export {fp32.name.split('.')[0]} --precision {precision}")
         out = self.workdir / shipped.name
         if precision == "fp16":
             return precision_function("to_fp16")(fp32, out).path

@@ -6,7 +6,7 @@ import importlib.util
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from segedge.backends import default_model_path, resolve_checkpoint, resolve_model
+from segedge.backends import default_model_path, embedded_models, resolve_checkpoint, resolve_model
 from segedge.cpu import bounded_threads
 from segedge.errors import SegedgeError
 from segedge.spec import ModelSpec
@@ -33,17 +33,25 @@ class BenchOptions:
     pipeline: Path | None = None
 
 
-def resolve_options(options: BenchOptions) -> BenchOptions:
-    """Embedded names turned into files and --threads bounded to the cores. With no model given: the shipped default
-    model, and its PyTorch weights when torch is installed, so eager rows (and speedups) are there out of the box."""
-    engines = [resolve_model(path) for path in options.engines]
-    checkpoint = resolve_checkpoint(options.checkpoint) if options.checkpoint else None
-    if not engines and checkpoint is None:
-        engines = [default_model_path()]
-        weights = engines[0].with_suffix(".pth")
-        if weights.is_file() and importlib.util.find_spec("torch") is not None:
-            checkpoint = weights
-    return replace(options, engines=engines, checkpoint=checkpoint, threads=bounded_threads(options.threads))
+def resolve_options(options: BenchOptions) -> list[BenchOptions]:
+    """One set of options per model to measure, embedded names turned into files and --threads bounded to the cores.
+    With no model given: every embedded model (default first), each with its PyTorch weights when torch is installed,
+    so eager rows (and speedups) are there out of the box."""
+    threads = bounded_threads(options.threads)
+    if options.engines or options.checkpoint:
+        engines = [resolve_model(path) for path in options.engines]
+        checkpoint = resolve_checkpoint(options.checkpoint) if options.checkpoint else None
+        return [replace(options, engines=engines, checkpoint=checkpoint, threads=threads)]
+    torch_installed = importlib.util.find_spec("torch") is not None
+    plans = []
+    for name in sorted(embedded_models(), key=lambda name: name != "default"):
+        engine = resolve_model(name)
+        weights = engine.with_suffix(".pth")
+        checkpoint = weights if weights.is_file() and torch_installed else None
+        plans.append(replace(options, engines=[engine], checkpoint=checkpoint, threads=threads))
+    if not plans:
+        default_model_path()  # raises: no embedded model in this installation
+    return plans
 
 
 def check_options(options: BenchOptions) -> None:

@@ -18,6 +18,7 @@ from segedge.bench.pipeline import bench_pipeline
 from segedge.bench.report import Row
 from segedge.bench.timing import PeakMemory, time_in_turns
 from segedge.errors import SegedgeError
+from segedge.model_files import is_format, read_spec
 
 
 def backend_request(name: str, device: str) -> str:
@@ -96,11 +97,22 @@ def _first_line(exc: Exception) -> str:
 
 
 def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tuple[list[Row], dict | None]:
-    """Rows for each requested backend (skipped or failed ones say why), and the video pipeline timing if asked.
+    """Rows for each requested backend of each model (skipped or failed ones say why), and the video pipeline timing
+    of the first model if asked."""
+    plans = resolve_options(options)
+    for plan in plans:
+        check_options(plan)
+    rows = [row for plan in plans for row in bench_model(plan, echo)]
+    if not options.pipeline:
+        return rows, None
+    with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
+        engine = Candidates(plans[0], Path(workdir)).pipeline_engine()
+        return rows, bench_pipeline(engine, plans[0].pipeline, plans[0].threads)
 
-    Eager torch goes first when asked for, so every other row's speedup and mask agreement are against it."""
-    options = resolve_options(options)
-    check_options(options)
+
+def bench_model(options: BenchOptions, echo: Callable[[str], None]) -> list[Row]:
+    """One model's rows. Eager torch goes first when asked for, so every other row's speedup and mask agreement are
+    against it."""
     names = sorted(options.backends, key=lambda name: name != "torch")
     accuracy = AccuracySet(options, echo)
     rows: dict[str, Row] = {}
@@ -112,7 +124,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tup
                 path = candidates.path_for(name)
             except SegedgeError as exc:
                 rows[name] = Row(backend=name, status=f"skipped: {exc}")
-                echo(f"{name}: skipped: {exc}")
+                echo(f"{model_name(options.engines[0]) if options.engines else ''} {name}: skipped: {exc}".strip())
                 continue
             try:
                 loaded[name] = load_one(name, path, options)
@@ -132,13 +144,26 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tup
             if name == "torch":
                 reference = masks
                 rows[name].iou_vs_eager = 1.0 if masks else None
-            echo(f"{name}: {rows[name].p50_ms} ms p50 ({rows[name].device}, {rows[name].precision})")
-        loaded.clear()  # free the models before the pipeline loads its own
-        pipeline = bench_pipeline(candidates.pipeline_engine(), options.pipeline, options.threads) \
-            if options.pipeline else None
-    rows = [rows[name] for name in names]
+            echo(f"{model_name(item.path)} {name}: {rows[name].p50_ms} ms p50 ({rows[name].device}, "
+                 f"{rows[name].precision})")
+    return with_model_columns([rows[name] for name in names], options)
+
+
+def model_name(path: Path) -> str:
+    """What the table calls a model file: default.int8.onnx, default.pth -> "default"."""
+    return Path(path).name.split(".")[0]
+
+
+def with_model_columns(rows: list[Row], options: BenchOptions) -> list[Row]:
+    """Every row of one model gets its name, its GMAC (recorded in its ONNX spec at export) and the speedup against
+    its eager row."""
+    files = [*options.engines, *([options.checkpoint] if options.checkpoint else [])]
+    gmac = next((read_spec(path).cost.get("gmac") for path in files if is_format(path, "onnxruntime")
+                 and read_spec(path).cost), None)
     eager = next((r for r in rows if r.backend == "torch" and r.status == "ok"), None)
     for row in rows:
+        row.name = model_name(files[0]) if files else ""
+        row.gmac = gmac
         if eager and row.status == "ok":
             row.speedup_vs_eager = round(eager.p50_ms / row.p50_ms, 2)
-    return rows, pipeline
+    return rows

@@ -9,7 +9,8 @@ import typer
 
 NAME = "eval"
 HELP = ("Accuracy of a model (default, .onnx, .trt, .pth) on DATA_DIR/images + DATA_DIR/masks: foreground IoU, "
-        "mIoU, Dice, pixel accuracy (means over images, at the original image size) and ms per image.")
+        "boundary IoU (band of 2% of the image diagonal), mIoU, Dice, pixel accuracy (means over images, at the "
+        "original image size) and ms per image.")
 EXAMPLES = """Examples:\n\n
   segedge eval ../shared/data/people/val-portraits\n\n
   segedge eval --engine model.int8.onnx ../shared/data/people/val --json\n\n
@@ -42,7 +43,8 @@ def command(
         return
     typer.echo(f"{result['model']} on {data_dir} ({result['images']} images, threshold {result['threshold']}, "
                f"{result['upsampling']} upsampling)")
-    typer.echo(f"  IoU {result['iou']:.4f}  mIoU {result['miou']:.4f}  Dice {result['dice']:.4f}  "
-               f"pixel accuracy {result['pixel_accuracy']:.4f}  {result['ms_per_image']:.1f} ms/img")
+    typer.echo(f"  IoU {result['iou']:.4f}  boundary IoU {result['boundary_iou']:.4f}  mIoU {result['miou']:.4f}  "
+               f"Dice {result['dice']:.4f}  pixel accuracy {result['pixel_accuracy']:.4f}  "
+               f"{result['ms_per_image']:.1f} ms/img")
     if result["skipped"]:
         typer.echo(f"  skipped {len(result['skipped'])} unreadable or mismatched: {', '.join(result['skipped'])}")

@@ -39,6 +39,10 @@ def command(
     threshold: Annotated[float | None, typer.Option(help="Matte 50% point (default: the model's).")] = None,
     smooth: Annotated[float, typer.Option(help="Temporal smoothing of video masks in [0, 1); 0 = off.")] = 0.5,
     blur_strength: Annotated[int, typer.Option(help="Background blur radius in pixels.")] = DEFAULT_BLUR,
+    clean_edges: Annotated[bool, typer.Option(help="remove/replace: estimate the person's own colour in the soft "
+                                              "edge so the old background does not tint it (Forte & Pitié "
+                                              "2021); --no-clean-edges blends the frame's pixels as they are.")]
+    = True,
     threads: Annotated[int | None, typer.Option(help="CPU threads for inference.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or model line.")] = False,
     camera_size: Annotated[str | None, typer.Option(help="Webcam resolution WIDTHxHEIGHT, e.g. 1280x720.")] = None,
@@ -63,9 +67,9 @@ def command(
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     options = RunOptions(input=input, output=output, engine=str(engine) if engine else None, effect=effect,
                          background=background, backend=backend, threshold=threshold, smooth=smooth,
-                         blur_strength=blur_strength, threads=threads, quiet=quiet, camera_size=camera_size,
-                         camera_fps=camera_fps, live=live, virtual_cam=virtual_cam, preview=preview,
-                         preview_port=preview_port)
+                         blur_strength=blur_strength, clean_edges=clean_edges, threads=threads, quiet=quiet,
+                         camera_size=camera_size, camera_fps=camera_fps, live=live, virtual_cam=virtual_cam,
+                         preview=preview, preview_port=preview_port)
     if ray:
         _run_on_ray(options, address, actors)
         return
