@@ -15,14 +15,14 @@ LOCK := requirements/lock.txt
 # The lock pins torch 2.14.1: that release lies on the machine's disk; an unpinned torch downloads gigabytes.
 $(BIN)/segedge: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c $(LOCK) -e '.[cpu,train,dev,serve,vcam]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[cpu,train,dev,serve,vcam,ray]'
 	touch $(BIN)/segedge
 
 venv: $(BIN)/segedge
 
 # Refresh the lock after changing dependencies in pyproject.toml (pip-tools, from the dev extra).
 lock: venv
-	$(BIN)/pip-compile -q --upgrade --extra cpu --extra train --extra dev --extra serve --extra vcam --strip-extras --no-emit-index-url \
+	$(BIN)/pip-compile -q --upgrade --extra cpu --extra train --extra dev --extra serve --extra vcam --extra ray --strip-extras --no-emit-index-url \
 		--no-emit-find-links -o $(LOCK) pyproject.toml
 
 ffmpeg:

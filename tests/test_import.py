@@ -1,12 +1,16 @@
-"""`import segedge` stays light: no torch, no onnxruntime until a model is used, no FastAPI until `segedge serve`."""
+"""`import segedge` stays light: no torch, no onnxruntime until a model is used, no FastAPI until `segedge serve`,
+no ray until --ray."""
 
 import subprocess
 import sys
 
+import pytest
+from helpers import assert_one_line_error, segedge_in_process
+
 
 def test_import_segedge_leaves_torch_unimported():
     code = ("import sys, segedge, segedge.cli; "
-            "heavy = ('torch', 'torchvision', 'onnxruntime', 'tensorrt', 'fastapi', 'uvicorn'); "
+            "heavy = ('torch', 'torchvision', 'onnxruntime', 'tensorrt', 'fastapi', 'uvicorn', 'ray'); "
             "heavy = [m for m in heavy if m in sys.modules]; "
             "print(heavy); assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -52,8 +56,18 @@ def test_run_on_a_photo_imports_only_what_it_needs(tmp_path):
     code = ("import sys; from segedge.cli import main\n"
             f"try: main(['run', {str(photo)!r}, '-o', {str(tmp_path / 'o.jpg')!r}, '--engine', 'fast', '--quiet'])\n"
             "except SystemExit as exit: assert not exit.code, exit.code\n"
-            "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm', 'http.server') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm', 'http.server', 'ray') if m in sys.modules]\n"
             "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "o.jpg").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [("run", "photos", "--ray"), ("serve", "--ray")])
+def test_ray_paths_without_ray_name_the_extra(command, monkeypatch, tmp_path):
+    """Without ray installed (None in sys.modules makes it unimportable), --ray is a one-line error naming the extra."""
+    (tmp_path / "photos").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = segedge_in_process(*command)
+    assert_one_line_error(result, "pip install 'segedge[ray]'")

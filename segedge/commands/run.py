@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from segedge.effects import DEFAULT_BLUR
+from segedge.errors import SegedgeError
 
 NAME = "run"
 HELP = ("Blur, remove or replace the background (or write the mask) of an image, a folder or glob of images, "
@@ -18,7 +19,9 @@ EXAMPLES = """Examples:\n\n
   segedge run photos/ --effect mask --engine model.int8.onnx   # -> photos_mask/\n\n
   segedge run 0 -o webcam.mp4 --engine model.trt --backend tensorrt\n\n
   segedge run 0 --camera-size 1280x720 --camera-fps 30 --virtual-cam --preview   # video calls\n\n
-  segedge run clip.mp4 --live --preview                   # a file played as a camera
+  segedge run clip.mp4 --live --preview                   # a file played as a camera\n\n
+  segedge run photos/ --ray --actors 4 -o out/            # Ray Data on a local Ray (pip install 'segedge[ray]')\n\n
+  segedge run list.txt --ray --address auto -o /shared/out/   # an existing cluster; rerun to resume
 """
 
 
@@ -54,14 +57,40 @@ def command(
     preview_port: Annotated[int, typer.Option(help="Port of --preview (0: any free port).")] = 0,
     model_every: Annotated[int, typer.Option(help="Video and live: run the model on every N-th frame only; the "
                                              "frames between reuse its matte (faster; lags fast motion).")] = 1,
+    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray: images through Ray Data actors, videos one per "
+                                      "task; INPUT may also be a text file listing paths. Skips outputs that "
+                                      "exist (rerun to resume); exit code 1 if any input failed.")] = False,
+    address: Annotated[str | None, typer.Option(help="With --ray: the cluster (auto, HOST:PORT or "
+                                                "ray://HOST:PORT); default: a local Ray started for this run.")]
+    = None,
+    actors: Annotated[int, typer.Option(help="With --ray: model actors for the images.")] = 1,
 ) -> None:
-    from segedge.runner import RunOptions, run
+    from segedge.runner import RunOptions
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    result = run(RunOptions(input=input, output=output, engine=str(engine) if engine else None, effect=effect,
-                            background=background, backend=backend, threshold=threshold, smooth=smooth,
-                            blur_strength=blur_strength, clean_edges=clean_edges, threads=threads, quiet=quiet,
-                            camera_size=camera_size, camera_fps=camera_fps, live=live, virtual_cam=virtual_cam,
-                            preview=preview, preview_port=preview_port, model_every=model_every))
+    options = RunOptions(input=input, output=output, engine=str(engine) if engine else None, effect=effect,
+                         background=background, backend=backend, threshold=threshold, smooth=smooth,
+                         blur_strength=blur_strength, clean_edges=clean_edges, threads=threads, quiet=quiet,
+                         camera_size=camera_size, camera_fps=camera_fps, live=live, virtual_cam=virtual_cam,
+                         preview=preview, preview_port=preview_port,
+                         model_every=model_every)
+    if ray:
+        _run_on_ray(options, address, actors)
+        return
+    if address is not None or actors != 1:
+        raise SegedgeError("--address and --actors go with --ray")
+    from segedge.runner import run
+
+    result = run(options)
     if result is not None and not quiet:
         typer.echo(f"wrote {result}")
+
+
+def _run_on_ray(options, address: str | None, actors: int) -> None:
+    from segedge.ray_batch import run_on_ray  # only here: plain runs never import ray
+
+    summary = run_on_ray(options, address, actors)
+    for line in summary.lines():
+        typer.echo(line, err=line.startswith("failed"))
+    if summary.failed:
+        raise typer.Exit(1)

@@ -17,7 +17,8 @@ EXAMPLES = """Examples:\n\n
   segedge serve                                            # http://127.0.0.1:8080 (web page at /)\n\n
   curl -F file=@photo.jpg 'http://127.0.0.1:8080/segment?effect=remove' -o cutout.png\n\n
   curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/segment?effect=mask' -o m.png\n\n
-  SEGEDGE_TOKEN=secret segedge serve --host 0.0.0.0 --workers 2   # clients send 'Authorization: Bearer secret'
+  SEGEDGE_TOKEN=secret segedge serve --host 0.0.0.0 --workers 2   # clients send 'Authorization: Bearer secret'\n\n
+  segedge serve --ray --workers 4 --address auto               # Ray Serve replicas on an existing cluster
 """
 NEEDS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart", "PIL": "pillow"}
 
@@ -37,11 +38,23 @@ def command(
     max_megapixels: Annotated[float, typer.Option(help="Largest image in megapixels (decompression bombs).")]
     = 40.0,
     max_in_flight: Annotated[int, typer.Option(help="Connections and requests per worker at once; more get "
-                                               "503 (bounds the memory of queued uploads).")] = 64,
+                                               "503 (bounds the memory of queued uploads). With --ray: requests "
+                                               "queued per replica.")] = 64,
+    ray: Annotated[bool, typer.Option("--ray", help="Deploy on Ray Serve: --workers replicas, each holding one "
+                                      "model (pip install 'segedge[ray]').")] = False,
+    address: Annotated[str | None, typer.Option(help="With --ray: the cluster (auto, HOST:PORT or "
+                                                "ray://HOST:PORT); default: a local Ray started for this server.")]
+    = None,
 ) -> None:
     for module, package in NEEDS.items():
         if importlib.util.find_spec(module) is None:
             raise missing_extra(package, "serve")
+    if address is not None and not ray:
+        raise SegedgeError("--address goes with --ray")
+    if ray:
+        from segedge.ray_cluster import require_ray
+
+        require_ray("serve")
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -59,8 +72,13 @@ def command(
         raise SegedgeError(f"--workers {workers}: give at least 1")
     if max_in_flight < 2:  # uvicorn counts the connection and its request: 1 would refuse everything
         raise SegedgeError(f"--max-in-flight {max_in_flight}: give at least 2")
-    if workers > 1 and not resolve_model(engine).is_file():
+    if (workers > 1 or ray) and not resolve_model(engine).is_file():
         raise SegedgeError(f"model file not found: {engine}")
+    if ray:
+        from segedge.serve.ray_serve import serve_on_ray  # only here: plain serving never imports ray
+
+        serve_on_ray(Settings.from_env(), host, port, workers, address, max_in_flight)
+        return
     target = create_app(Settings.from_env()) if workers == 1 else "segedge.serve.app:app_from_env"
     uvicorn.run(target, host=host, port=port, workers=workers, factory=workers > 1, log_level="info",
                 limit_concurrency=max_in_flight)

@@ -109,8 +109,12 @@ class ImageFolder(Sink):
             raise SegedgeError(f"cannot create output folder {self.folder}: {exc.strerror}") from None
         return self
 
+    def output(self, source: Path) -> Path:
+        """Where the image read from `source` is written."""
+        return self.folder / f"{source.stem}{self.suffix_for(source)}"
+
     def write(self, image: np.ndarray, frame: Frame) -> None:
-        out = self.folder / f"{frame.path.stem}{self.suffix_for(frame.path)}"
+        out = self.output(frame.path)
         check_distinct(frame.path, out)
         write_image(out, image)
         self.written += 1

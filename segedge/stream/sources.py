@@ -67,13 +67,15 @@ class Source:
 
 class Images(Source):
     """Image files in order. With `skip_unreadable` (folders) an unreadable file is reported and left out, and
-    `failed` lists it; otherwise its error ends the run. `keep_alpha` reads each image's own transparency."""
+    `failed` lists it (`errors` says why); otherwise its error ends the run. `keep_alpha` reads each image's own
+    transparency."""
 
     unit = "img"
 
     def __init__(self, paths: list[Path], skip_unreadable: bool = False, keep_alpha: bool = False):
         self.paths, self.skip_unreadable, self.keep_alpha = paths, skip_unreadable, keep_alpha
         self.total, self.failed = len(paths), []
+        self.errors: dict[Path, str] = {}
 
     def __iter__(self) -> Iterator[Frame]:
         for path in self.paths:
@@ -84,6 +86,7 @@ class Images(Source):
                     raise
                 log.warning("skipped: %s", exc)
                 self.failed.append(path)
+                self.errors[path] = str(exc)
                 continue
             yield Frame(rgb, path=path, alpha=self._alpha(path, rgb) if self.keep_alpha else None)
 

@@ -1,0 +1,262 @@
+"""`segedge run SOURCE --ray`: many images and videos on a Ray cluster (the [ray] extra), written exactly as a plain
+`segedge run` writes them.
+
+Images stream through Ray Data's `map_batches` into a fixed pool of actors, each holding one Segmenter for its life;
+an actor runs its batch through the same `stream()` and `ImageFolder` sink as a folder run, so the outputs keep
+the same names, are each written atomically and are byte-identical. Videos go one per Ray task through
+`process_video`. An input that fails is reported and the others go on; an output that already exists is skipped,
+so rerunning the same command resumes an interrupted job.
+
+Inputs and outputs are paths every node can reach (a local disk on one machine, a shared filesystem on a cluster).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from segedge.effects import Effect
+from segedge.errors import SegedgeError
+from segedge.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from segedge.runner import RunOptions, check_live_options, default_output, image_suffix
+from segedge.stream import ImageFolder, Images, stream
+
+log = logging.getLogger("segedge")
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+MAX_BATCH = 16  # images per actor call: enough to amortise Ray's per-batch cost, small enough to spread the work
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs to segment and write an input (pickled to the actors and tasks)."""
+
+    target: Path
+    effect: Effect  # built on the driver: a --background image is read there and shipped with the job
+    engine: str | None = None
+    backend: str = "auto"
+    threads: int | None = None
+    threshold: float | None = None
+    smooth: float = 0.5
+
+    def segmenter(self):
+        from segedge.runtime import Segmenter
+
+        return Segmenter(self.engine, self.backend, self.threads)
+
+    def image_folder(self) -> ImageFolder:
+        """The folder sink of a plain folder run, with its names."""
+        return ImageFolder(self.target, lambda path: image_suffix(path, self.effect.name))
+
+    def video_output(self, source: Path) -> Path:
+        """The name a plain `segedge run VIDEO -o FOLDER` gives it: clip.mp4 -> FOLDER/clip_blur.mp4."""
+        return self.target / default_output(str(source), "video", self.effect.name).name
+
+
+@dataclass
+class Summary:
+    target: Path
+    done: list[Path] = field(default_factory=list)
+    skipped: dict[Path, str] = field(default_factory=dict)
+    failed: dict[Path, str] = field(default_factory=dict)
+
+    def add(self, path: Path, error: str) -> None:
+        if error:
+            self.failed[path] = error
+        else:
+            self.done.append(path)
+
+    def lines(self, examples: int = 3) -> list[str]:
+        """A count line, the skip reasons with a few of their inputs, then every failure with its reason."""
+        lines = [f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed -> {self.target}"]
+        by_reason = defaultdict(list)
+        for path, reason in self.skipped.items():
+            by_reason[reason].append(path.name)
+        for reason, names in by_reason.items():
+            more = f" and {len(names) - examples} more" if len(names) > examples else ""
+            lines.append(f"skipped ({reason}): {', '.join(names[:examples])}{more}")
+        lines += [f"failed: {path}: {reason}" for path, reason in self.failed.items()]
+        return lines
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, SegedgeError) else f"{type(exc).__name__}: {text}"
+
+
+def list_inputs(source: str) -> list[Path]:
+    """A folder's images and videos (sorted), a glob's, or the paths a text file lists (one per line; blank lines
+    and # comments ignored; relative paths are relative to the list's folder)."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() not in MEDIA_EXTENSIONS:
+        lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+        listed = [path.parent / line for line in lines if line and not line.startswith("#")]
+        if not listed:
+            raise SegedgeError(f"{source} lists no files")
+        return listed
+    if path.is_file():
+        return [path]
+    files = sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(source))
+    media = [p for p in files if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS]
+    if not media:
+        raise SegedgeError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) or videos ({', '.join(VIDEO_EXTENSIONS)}) "
+                           f"in {source}")
+    return media
+
+
+def output_folder(source: str, output: str | None, effect: str) -> Path:
+    """-o, else beside the source: photos/ -> photos_blur/, list.txt -> list_blur/."""
+    if output:
+        target = Path(output)
+    elif Path(source).is_file():
+        target = Path(source).with_name(f"{Path(source).stem}_{effect}")
+    else:
+        target = default_output(source, "folder", effect)
+    if target.exists() and not target.is_dir():
+        raise SegedgeError(f"output {target} is a file; --ray writes into an output folder")
+    return target
+
+
+def plan(inputs: list[Path], job: Job, summary: Summary) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """(images to segment, (video, output) pairs to segment); the rest go into summary.skipped with the reason:
+    the output exists already (resume), another input has the same output name, or it is neither kind."""
+    images, videos, claimed = [], [], {}
+    folder = job.image_folder()
+    for path in inputs:
+        suffix = path.suffix.lower()
+        if suffix not in MEDIA_EXTENSIONS:
+            summary.skipped[path] = "not an image or video file"
+            continue
+        output = folder.output(path) if suffix in IMAGE_EXTENSIONS else job.video_output(path)
+        if output in claimed:
+            summary.skipped[path] = f"same output name as {claimed[output]}"
+        elif output.exists():
+            summary.skipped[path] = "output exists"
+        else:
+            claimed[output] = path
+            if suffix in IMAGE_EXTENSIONS:
+                images.append(path)
+            else:
+                videos.append((path, output))
+    return images, videos
+
+
+class SegmentImages:
+    """A Ray Data actor: one Segmenter for its life; each batch of image paths goes through the folder run's
+    stream and sink. Returns each path with its error ("" when written)."""
+
+    def __init__(self, job: Job):
+        self.job, self.segmenter = job, job.segmenter()
+
+    def __call__(self, batch: dict) -> dict:
+        paths = [Path(p) for p in batch["path"]]
+        errors = self.segment(paths)
+        return {"path": [str(p) for p in paths], "error": [errors.get(p, "") for p in paths]}
+
+    def segment(self, paths: list[Path]) -> dict[Path, str]:
+        images = Images(paths, skip_unreadable=True, keep_alpha=self.job.effect.name == "remove")
+        sink = self.job.image_folder()
+        try:
+            with images, sink:
+                stream(images, self.segmenter, sink, self.job.effect, self.job.threshold)
+            return images.errors
+        except Exception as exc:  # reported per input, never lost
+            if len(paths) == 1:
+                return {paths[0]: one_line(exc)}
+        # one input broke the batch: the unwritten ones again one at a time, so only that one fails
+        errors = {}
+        for path in paths:
+            if not sink.output(path).exists():
+                errors.update(self.segment([path]))
+        return errors
+
+
+def segment_video(job: Job, source: Path, target: Path) -> str:
+    """A Ray task: one video, as `segedge run VIDEO` does it; its error in one line, "" when written."""
+    from segedge.video import process_video
+
+    try:
+        process_video(job.segmenter(), source, target, job.effect, job.threshold, job.smooth, quiet=True)
+    except Exception as exc:  # reported per input, never lost
+        return one_line(exc)
+    return ""
+
+
+def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1) -> Summary:
+    """Segment every image and video of `options.input` on Ray (`address`, or a local Ray started here) with
+    `actors` model actors for the images; returns what was done, skipped (and why) and failed (and why)."""
+    from segedge.backends import resolve_model
+    from segedge.ray_cluster import connected, cpus_per_worker, portable_engine, require_ray
+    from segedge.runtime import check_threshold
+
+    require_ray("data")
+    if actors < 1:
+        raise SegedgeError(f"--actors {actors}: give at least 1")
+    if options.input.isdigit() or options.live:
+        raise SegedgeError("--ray takes a folder, a glob or a list of images and videos, not a live source")
+    check_live_options(options, "folder")
+    check_threshold(options.threshold)
+    if not resolve_model(options.engine).is_file():
+        raise SegedgeError(f"model file not found: {options.engine}")
+    if Path(options.input).is_file() and Path(options.input).suffix.lower() in MEDIA_EXTENSIONS:
+        log.info("one file: plain `segedge run` does the same without starting Ray")
+    # absolute paths: Ray workers do not start in this folder
+    job = Job(output_folder(options.input, options.output, options.effect).absolute(),
+              Effect(options.effect, options.background, options.blur_strength, options.clean_edges),
+              portable_engine(options.engine),
+              options.backend, options.threads, options.threshold, options.smooth)
+    summary = Summary(job.target)
+    images, videos = plan([path.absolute() for path in list_inputs(options.input)], job, summary)
+    if not (images or videos):
+        return summary
+    job.target.mkdir(parents=True, exist_ok=True)
+    with connected(address, options.quiet):
+        cpus, threads = cpus_per_worker(actors, options.threads)
+        job = replace(job, threads=threads)
+        if images:
+            _segment_images(images, job, actors, cpus, summary, options.quiet)
+        if videos:
+            _segment_videos(videos, job, cpus, summary, options.quiet)
+    return summary
+
+
+def _segment_images(images: list[Path], job: Job, actors: int, cpus: float, summary: Summary, quiet: bool) -> None:
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = not quiet
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its "starting/finished execution" lines
+    batch = max(1, min(MAX_BATCH, len(images) // (4 * actors)))  # at least 4 batches per actor to balance them
+    items = ray.data.from_items([{"path": str(path)} for path in images],
+                                override_num_blocks=math.ceil(len(images) / batch))
+    results = items.map_batches(SegmentImages, fn_constructor_kwargs={"job": job}, batch_size=batch,
+                                compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus)
+    reported = set()
+    try:
+        for row in results.iter_rows():
+            summary.add(Path(row["path"]), row["error"])
+            reported.add(row["path"])
+    except Exception as exc:  # Ray itself failed (e.g. an actor died): say which inputs it took
+        for path in images:
+            if str(path) not in reported:
+                summary.add(path, f"Ray Data: {one_line(exc)}")
+
+
+def _segment_videos(videos: list[tuple[Path, Path]], job: Job, cpus: float, summary: Summary, quiet: bool) -> None:
+    import ray
+    from tqdm import tqdm
+
+    task = ray.remote(segment_video).options(num_cpus=cpus, max_retries=0)
+    pending = {task.remote(job, source, target): source for source, target in videos}
+    with tqdm(total=len(videos), unit="video", disable=quiet) as bar:
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            source = pending.pop(ready)
+            try:
+                summary.add(source, ray.get(ready))
+            except ray.exceptions.RayError as exc:  # the worker died (out of memory, a crash in a decoder)
+                summary.add(source, one_line(exc))
+            bar.update(1)

@@ -1,0 +1,77 @@
+"""What `segedge run --ray` and `segedge serve --ray` share: finding Ray, connecting to a cluster (or starting a
+local one), and how many CPUs each model worker takes.
+
+Imported only by those two paths (the [ray] extra), so `import segedge` and every other command never import ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from segedge.errors import SegedgeError, missing_extra
+
+# the module each part of Ray needs beside ray itself (ray[data] brings pyarrow, ray[serve] aiohttp)
+PARTS = {"data": "pyarrow", "serve": "aiohttp"}
+
+
+def require_ray(part: str) -> None:
+    """A one-line error naming the extra when ray (or the part of it that `part` needs) is not installed."""
+    for module in ("ray", PARTS[part]):
+        if importlib.util.find_spec(module) is None:
+            raise missing_extra(f"ray[{part}]" if module != "ray" else "ray", "ray")
+
+
+@contextlib.contextmanager
+def connected(address: str | None, quiet: bool = False) -> Iterator[bool]:
+    """Connected to Ray for the block: the cluster at `address` ("auto": the one on this machine; "ray://...": Ray
+    Client), or a new local Ray using this machine's cores, stopped at the end. Yields whether it started a local
+    one. When this process is already connected (a notebook, a test), that connection is used and left open."""
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local tool: nothing phones home
+    local = address is None
+    on_sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    try:
+        # "local": a fresh instance even when RAY_ADDRESS or an earlier `ray start` points elsewhere
+        ray.init(address="local" if local else address, include_dashboard=False if local else None,
+                 logging_level=logging.WARNING, log_to_driver=not quiet)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SegedgeError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
+    if on_sigterm is not None:  # Ray's core worker put in a handler that kills the process on the spot: SIGTERM
+        signal.signal(signal.SIGTERM, on_sigterm)  # unwinds like Ctrl-C again, so the finally blocks clean up
+    try:
+        yield local
+    finally:
+        ray.shutdown()
+
+
+def portable_engine(engine: str | None) -> str | None:
+    """A model file as an absolute path (Ray workers do not start in the caller's folder); an embedded model's name
+    as it is, for each worker to find in its own installation."""
+    return str(Path(engine).absolute()) if engine and Path(engine).is_file() else engine
+
+
+def cpus_per_worker(workers: int, threads: int | None) -> tuple[float, int]:
+    """(CPUs Ray reserves for each model worker, inference threads it runs): the threads asked for, or the
+    cluster's CPUs shared out, at most one node's worth; the reservation never exceeds a fair share, so N workers
+    always fit even when N is more than the cores (then they take turns within the reserved CPUs)."""
+    import ray
+
+    if workers < 1:
+        raise SegedgeError(f"{workers} workers: give at least 1")
+    total = ray.cluster_resources().get("CPU", 1.0)
+    largest_node = max((node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]), default=total)
+    share = total / workers
+    count = threads or max(1, int(min(share, largest_node)))
+    return min(float(count), share, largest_node), count
