@@ -3,6 +3,8 @@
 An editable install hides a package missing from the wheel; these tests run the CLI from the installed wheel only.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -21,11 +23,25 @@ LOCK = REPO / "requirements" / "lock.txt"
 MAPPED = {"segedge": "segedge", "training": "segedge/training", "export": "segedge/export"}  # pyproject's package-dir
 
 
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name: str):
+    """A folder every pytest-xdist worker shares, and True when this caller must fill it: the first worker builds
+    the wheel and its venv, the other waits on the lock and reuses them (each costs ~25 s of a 2-core run)."""
+    folder = tmp_path_factory.getbasetemp().parent / name  # the run's root, common to all workers
+    folder.mkdir(exist_ok=True)
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / ".done"
+        yield folder, not done.exists()
+        done.touch()
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True)
+    with built_once(tmp_path_factory, "wheel") as (out, build):
+        if build:
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                            str(out), str(REPO)], check=True, capture_output=True)
     return next(out.glob("segedge-*.whl"))
 
 
@@ -52,11 +68,13 @@ def test_wheel_holds_every_package_the_models_and_the_license(wheel):
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
     """bin/ of a fresh venv holding segedge[cpu] from the wheel, dependencies pinned by the lock, and no torch."""
-    venv = tmp_path_factory.mktemp("wheel_venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-c", str(LOCK), f"{wheel}[cpu]"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    with built_once(tmp_path_factory, "wheel_venv") as (folder, build):
+        venv = folder / "venv"
+        if build:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-c", str(LOCK), f"{wheel}[cpu]"],
+                                    capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[-2000:]
     return venv / "bin"
 
 
