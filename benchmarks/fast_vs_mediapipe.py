@@ -16,22 +16,16 @@ and ISA flags. Writes benchmarks/results/fast_vs_mediapipe_<cpu>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from pathlib import Path
 
 from fast_candidates import MEDIAPIPE_GMAC, MediaPipeContender, OnnxContender, alternate
+from recording import load_average, result_path, write_result
 
 from segedge.backends import embedded_names, resolve_model
 from segedge.bench import machine_info
 from segedge.model_files import read_spec
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MEDIAPIPE = "MediaPipe selfie (tflite, 256)"
-
-
-def load_average() -> list[float]:
-    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def cost(path: Path) -> dict:
@@ -86,15 +80,10 @@ def main() -> None:
         row["p50_ms"], row["p10_ms"] = times[name]
         row["x_mediapipe_p50"] = round(times[name][0] / times[MEDIAPIPE][0], 2)
         row["x_mediapipe_p10"] = round(times[name][1] / times[MEDIAPIPE][1], 2)
-    machine = machine_info()
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{machine['cpu']} {'-'.join(machine['isa'])}".lower()).strip("-")
-    out = RESULTS / f"fast_vs_mediapipe_{slug}.json"
-    result = {"machine": machine, "threads": args.threads, "rounds": args.rounds, "loadavg_before": before,
+    out = result_path("fast_vs_mediapipe")
+    result = {"machine": machine_info(), "threads": args.threads, "rounds": args.rounds, "loadavg_before": before,
               "loadavg_after": after, "file": out.name, "rows": list(rows.values())}
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    out.with_suffix(".md").write_text(table)
-    print(table)
+    write_result(out, result, markdown)
 
 
 if __name__ == "__main__":

@@ -15,25 +15,18 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from recording import load_average, result_path, write_result
 
 from segedge.backends import resolve_model
 from segedge.backends.onnxruntime import open_session
 from segedge.bench import machine_info, time_in_turns
-from segedge.cpu import cpu_slug
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("default", "default-int8", "fast")
 BUSY_LOOP = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
-
-
-def load_average() -> list[float]:
-    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def sessions() -> dict[tuple[str, int, bool], object]:
@@ -90,13 +83,10 @@ def main() -> None:
     before = load_average()
     idle = measure(calls, args.runs)
     busy = measure_beside_busy_core(calls, args.runs, args.seconds)
-    out = RESULTS / f"shared_cpu_{cpu_slug()}.json"
+    out = result_path("shared_cpu")
     result = {"machine": machine_info(), "runs": args.runs, "loadavg_before": before, "loadavg_after": load_average(),
               "file": out.name, "idle": idle, "busy": busy}
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    out.with_suffix(".md").write_text(table)
-    print(table)
+    write_result(out, result, markdown)
 
 
 if __name__ == "__main__":
