@@ -89,6 +89,22 @@ def test_raw_body_and_form_fields(api, photo, photo_size):
     assert decoded(raw).shape == decoded(form).shape == photo_size
 
 
+def test_uploaded_background_image_replaces_the_background(api, photo, photo_size):
+    """A second multipart file `background`: the person stays, every clear background pixel comes from that image
+    (a flat magenta picture of another size, scaled to cover the photo)."""
+    magenta = cv2.imencode(".png", np.full((50, 80, 3), (255, 0, 255), np.uint8))[1].tobytes()
+    reply = api.post("/segment?format=png", files={"file": ("me.jpg", photo), "background": ("bg.png", magenta)})
+    assert reply.status_code == 200, reply.text
+    out = decoded(reply)
+    assert out.shape == (*photo_size, 3)
+    mask = decoded(api.post("/segment?effect=mask", files={"file": ("me.jpg", photo)}))
+    background = out[mask == 0].astype(int)
+    assert np.abs(background - (255, 0, 255)).max(axis=1).mean() < 3  # BGR magenta where there is no person
+    assert np.abs(out[mask == 255].astype(int) - (255, 0, 255)).max(axis=1).mean() > 30  # the person is kept
+    broken = api.post("/segment", files={"file": ("me.jpg", photo), "background": ("bg.png", b"not an image")})
+    assert_error(broken, 400, "corrupt")
+
+
 def test_health_spec_page_and_openapi(api):
     assert api.get("/health").json()["status"] == "ok"
     assert api.get("/spec").json()["input_size"]

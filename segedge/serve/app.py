@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from io import BytesIO
 
@@ -68,7 +68,8 @@ class Settings:
 UPLOAD_DOC = {  # the body is read by hand (size limit first), so OpenAPI is told what it may be
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+                                           "properties": {"file": {"type": "string", "format": "binary"},
+                                                          "background": {"type": "string", "format": "binary"}}}},
         "image/*": {"schema": {"type": "string", "format": "binary"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
     "responses": {"200": {"description": "the result image", "content": {
@@ -111,10 +112,11 @@ def create_app(settings: Settings | None = None, segmenter: Segmenter | None = N
     async def segment(request: Request, effect: str = "remove", background: str | None = None,
                       threshold: float | None = None, blur_strength: int = DEFAULT_BLUR,
                       format: str = "auto") -> Response:
-        """Effect `blur`, `remove`, `replace` or `mask`; `background` a colour (green, #00b140, 0,177,64);
-        `format` png, jpeg or auto (PNG for remove and mask, else JPEG). Options may also come as form fields."""
+        """Effect `blur`, `remove`, `replace` or `mask`; `background` a colour (green, #00b140, 0,177,64), or a
+        multipart file field `background` holding an image for `replace` (scaled to cover the photo); `format`
+        png, jpeg or auto (PNG for remove and mask, else JPEG). Options may also come as form fields."""
         check_token(request)
-        data, fields = await read_upload(request, settings.limits)
+        data, fields, background_image = await read_upload(request, settings.limits)
         options = {"effect": effect, "background": background, "threshold": threshold,
                    "blur_strength": blur_strength, "format": format, **fields}
         job = Job.parse(options)
@@ -122,9 +124,11 @@ def create_app(settings: Settings | None = None, segmenter: Segmenter | None = N
         def process() -> tuple[bytes, str]:  # CPU work, off the event loop
             with slots:
                 rgb = decode_checked(data, settings.limits)
+                chosen = job if background_image is None else job.with_background(
+                    decode_checked(background_image, settings.limits))
                 with model_lock:
                     matte = model.mask(rgb, job.threshold)
-                return job.render(rgb, matte)
+                return chosen.render(rgb, matte)
 
         body, media_type = await run_in_threadpool(process)
         return Response(body, media_type=media_type)
@@ -157,6 +161,11 @@ class Job:
         return cls(effect, "png" if fmt == "auto" and name in ("remove", "mask") else
                    "jpeg" if fmt == "auto" else fmt, threshold)
 
+    def with_background(self, image: np.ndarray) -> Job:
+        """The uploaded background image replaces the colour (the effect becomes `replace` unless it is `mask`)."""
+        name = "mask" if self.effect.name == "mask" else "replace"
+        return replace(self, effect=replace(self.effect, name=name, background=image))
+
     def render(self, rgb: np.ndarray, matte: np.ndarray) -> tuple[bytes, str]:
         sink = EncodedImage(self.format)
         sink.write(self.effect.for_sink(sink)(rgb, matte), Frame(rgb))
@@ -172,8 +181,9 @@ def _number(value, kind, name: str):
         raise ApiError(400, f"{name} {value!r} is not a number") from None
 
 
-async def read_upload(request: Request, limits: Limits) -> tuple[bytes, dict[str, str]]:
-    """The image's bytes and any form fields, from a multipart form (field `file`) or a raw image body."""
+async def read_upload(request: Request, limits: Limits) -> tuple[bytes, dict[str, str], bytes | None]:
+    """The image's bytes, any form fields and a background image's bytes (multipart field `background`), from a
+    multipart form (field `file`) or a raw image body."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
         raise ApiError(413, f"upload of {int(declared)} bytes is larger than the limit of {limits.max_bytes}")
@@ -187,11 +197,11 @@ async def read_upload(request: Request, limits: Limits) -> tuple[bytes, dict[str
         if len(body) > limits.max_bytes:
             raise ApiError(413, f"upload is larger than the limit of {limits.max_bytes} bytes")
     if kind != "multipart/form-data":
-        return bytes(body), {}
-    return await _form_file(request, bytes(body))
+        return bytes(body), {}, None
+    return await _form_files(request, bytes(body))
 
 
-async def _form_file(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
+async def _form_files(request: Request, body: bytes) -> tuple[bytes, dict[str, str], bytes | None]:
     async def replay():
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -200,7 +210,8 @@ async def _form_file(request: Request, body: bytes) -> tuple[bytes, dict[str, st
     if upload is None or isinstance(upload, str):
         raise ApiError(400, "multipart upload without a file field named 'file'")
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
-    return await upload.read(), fields
+    background = form.get("background")
+    return await upload.read(), fields, None if isinstance(background, str | None) else await background.read()
 
 
 def decode_checked(data: bytes, limits: Limits) -> np.ndarray:
