@@ -22,7 +22,7 @@ from pathlib import Path
 from segedge.effects import Effect
 from segedge.errors import SegedgeError
 from segedge.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from segedge.runner import RunOptions, check_live_options, default_output, image_suffix
+from segedge.runner import RunOptions, check_live_options, clean_edges_for, default_output, image_suffix
 from segedge.stream import ImageFolder, Images, stream
 
 log = logging.getLogger("segedge")
@@ -41,6 +41,7 @@ class Job:
     threads: int | None = None
     threshold: float | None = None
     smooth: float = 0.5
+    video_clean_edges: bool = False  # what a plain video run picks (runner.clean_edges_for); images: effect's
 
     def segmenter(self):
         from segedge.runtime import Segmenter
@@ -179,7 +180,8 @@ def segment_video(job: Job, source: Path, target: Path) -> str:
     from segedge.video import process_video
 
     try:
-        process_video(job.segmenter(), source, target, job.effect, job.threshold, job.smooth, quiet=True)
+        effect = replace(job.effect, clean_edges=job.video_clean_edges)
+        process_video(job.segmenter(), source, target, effect, job.threshold, job.smooth, quiet=True)
     except Exception as exc:  # reported per input, never lost
         return one_line(exc)
     return ""
@@ -205,9 +207,9 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
         log.info("one file: plain `segedge run` does the same without starting Ray")
     # absolute paths: Ray workers do not start in this folder
     job = Job(output_folder(options.input, options.output, options.effect).absolute(),
-              Effect(options.effect, options.background, options.blur_strength, options.clean_edges),
-              portable_engine(options.engine),
-              options.backend, options.threads, options.threshold, options.smooth)
+              Effect(options.effect, options.background, options.blur_strength, clean_edges_for(options, "folder")),
+              portable_engine(options.engine), options.backend, options.threads, options.threshold, options.smooth,
+              clean_edges_for(options, "video"))
     summary = Summary(job.target)
     images, videos = plan([path.absolute() for path in list_inputs(options.input)], job, summary)
     if not (images or videos):

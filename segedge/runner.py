@@ -27,7 +27,7 @@ class RunOptions:
     threshold: float | None = None
     smooth: float = 0.5
     blur_strength: int = DEFAULT_BLUR
-    clean_edges: bool = True  # foreground colour estimation in the soft edge (remove, replace)
+    clean_edges: bool | None = None  # foreground colour estimation in the soft edge; None: clean_edges_for's choice
     threads: int | None = None
     quiet: bool = False
     camera_size: str | None = None  # "1280x720"
@@ -111,10 +111,18 @@ def resolve_output(source: str, kind: str, effect: str, target: Path | None) -> 
     return target
 
 
+def clean_edges_for(options: RunOptions, kind: str) -> bool:
+    """--clean-edges as given; by default on for photos, off for video and live sources, where its ~18 ms per 720p
+    frame on 2 cores (benchmarks/results/edge_colour.md) does not fit a 30 frames/s budget."""
+    if options.clean_edges is not None:
+        return options.clean_edges
+    return kind in ("image", "folder") and not options.live
+
+
 def run(options: RunOptions) -> Path | None:
     """Process an image, folder, video or webcam; returns the output path (None for a webcam shown on screen)."""
-    effect = Effect(options.effect, options.background, options.blur_strength, options.clean_edges)
     kind = input_kind(options.input)
+    effect = Effect(options.effect, options.background, options.blur_strength, clean_edges_for(options, kind))
     check_live_options(options, kind)
     camera_size = parse_size(options.camera_size)
     speed = Speed(options.model_every, VIDEO.refine_pixels)  # checked before a model loads

@@ -286,3 +286,14 @@ def test_without_engine_uses_the_embedded_model_or_says_how(portrait, tmp_path):
     else:
         assert_one_line_error(result, "--engine")
         assert not (tmp_path / "out.jpg").exists()
+
+
+def test_edge_cleaning_defaults_on_for_photos_and_off_for_video_and_live():
+    from segedge.runner import RunOptions, clean_edges_for
+
+    assert clean_edges_for(RunOptions(input="a.jpg"), "image") and clean_edges_for(RunOptions(input="d"), "folder")
+    assert not clean_edges_for(RunOptions(input="a.mp4"), "video")  # ~18 ms a 720p frame: over a 30 fps budget
+    assert not clean_edges_for(RunOptions(input="a.mp4", live=True), "video")
+    assert not clean_edges_for(RunOptions(input="0"), "webcam")
+    assert clean_edges_for(RunOptions(input="a.mp4", clean_edges=True), "video")  # asked for: always honoured
+    assert not clean_edges_for(RunOptions(input="a.jpg", clean_edges=False), "image")
