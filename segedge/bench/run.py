@@ -158,8 +158,8 @@ def with_model_columns(rows: list[Row], options: BenchOptions) -> list[Row]:
     """Every row of one model gets its name, its GMAC (recorded in its ONNX spec at export) and the speedup against
     its eager row."""
     files = [*options.engines, *([options.checkpoint] if options.checkpoint else [])]
-    gmac = next((read_spec(path).cost.get("gmac") for path in files if is_format(path, "onnxruntime")
-                 and read_spec(path).cost), None)
+    costs = (read_spec(path).cost for path in files if is_format(path, "onnxruntime"))
+    gmac = next((cost["gmac"] for cost in costs if "gmac" in cost), None)
     eager = next((r for r in rows if r.backend == "torch" and r.status == "ok"), None)
     for row in rows:
         row.name = model_name(files[0]) if files else ""
