@@ -76,6 +76,11 @@ def onnx_precision(path: str | Path) -> str:
     return next((p for p in REDUCED_PRECISIONS if name.endswith(f".{p}.onnx")), "fp32")
 
 
+def model_stem(path: str | Path) -> str:
+    """The model a file belongs to, whatever its precision or format: default.int8.onnx, default.pth -> "default"."""
+    return Path(path).name.split(".")[0]
+
+
 def onnx_path_for(path: str | Path, precision: str) -> Path:
     """The ONNX file of `path` at `precision`: model.onnx -> model.fp16.onnx; best.trt -> best.int8.onnx."""
     path = Path(path)

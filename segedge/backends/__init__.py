@@ -6,7 +6,14 @@ from pathlib import Path
 
 from segedge.backends.base import Backend
 from segedge.errors import SegedgeError
-from segedge.model_files import REDUCED_PRECISIONS, known_suffixes, model_format, onnx_path_for, onnx_precision
+from segedge.model_files import (
+    REDUCED_PRECISIONS,
+    known_suffixes,
+    model_format,
+    model_stem,
+    onnx_path_for,
+    onnx_precision,
+)
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default.onnx"
@@ -24,7 +31,7 @@ def embedded_names() -> list[str]:
 
 def embedded_models() -> list[str]:
     """The shipped models, one name each whatever precisions ship: ["default", "fast"]."""
-    return sorted({path.name.split(".")[0] for path in MODELS_DIR.glob("*.onnx")})
+    return sorted({model_stem(path) for path in MODELS_DIR.glob("*.onnx")})
 
 
 def is_embedded_name(path: str | Path | None) -> bool:

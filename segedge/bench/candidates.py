@@ -7,7 +7,7 @@ from pathlib import Path
 from segedge.backends import MODELS_DIR
 from segedge.bench.options import TORCH_VARIANTS, BenchOptions
 from segedge.errors import SegedgeError
-from segedge.model_files import is_format, onnx_path_for, onnx_precision, read_spec
+from segedge.model_files import is_format, model_stem, onnx_path_for, onnx_precision, read_spec
 
 
 class Candidates:
@@ -48,7 +48,7 @@ class Candidates:
             return shipped
         if fp32.parent == MODELS_DIR:
             raise SegedgeError(f"no {shipped.name} is shipped (see segedge/models/README.md); make one with "
-                               f"segedge export {fp32.name.split('.')[0]} --precision {precision}")
+                               f"segedge export {model_stem(fp32)} --precision {precision}")
         out = self.workdir / shipped.name
         if precision == "fp16":
             return precision_function("to_fp16")(fp32, out).path

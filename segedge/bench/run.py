@@ -18,7 +18,7 @@ from segedge.bench.pipeline import bench_pipeline
 from segedge.bench.report import Row
 from segedge.bench.timing import PeakMemory, time_in_turns
 from segedge.errors import SegedgeError
-from segedge.model_files import is_format, read_spec
+from segedge.model_files import is_format, model_stem, read_spec
 
 
 def backend_request(name: str, device: str) -> str:
@@ -98,71 +98,73 @@ def _first_line(exc: Exception) -> str:
 
 def run_bench(options: BenchOptions, echo: Callable[[str], None] = print) -> tuple[list[Row], dict | None]:
     """Rows for each requested backend of each model (skipped or failed ones say why), and the video pipeline timing
-    of the first model if asked."""
+    of the first model if asked (on the ONNX file its rows used, not a second export)."""
     plans = resolve_options(options)
     for plan in plans:
         check_options(plan)
-    rows = [row for plan in plans for row in bench_model(plan, echo)]
-    if not options.pipeline:
-        return rows, None
     with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
-        engine = Candidates(plans[0], Path(workdir)).pipeline_engine()
-        return rows, bench_pipeline(engine, plans[0].pipeline, plans[0].threads)
+        candidates = [Candidates(plan, Path(tempfile.mkdtemp(dir=workdir))) for plan in plans]  # a folder each
+        rows = [row for plan, files in zip(plans, candidates, strict=True) for row in bench_model(plan, files, echo)]
+        if not options.pipeline:
+            return rows, None
+        return rows, bench_pipeline(candidates[0].pipeline_engine(), plans[0].pipeline, plans[0].threads)
 
 
-def bench_model(options: BenchOptions, echo: Callable[[str], None]) -> list[Row]:
+def bench_model(options: BenchOptions, candidates: Candidates, echo: Callable[[str], None]) -> list[Row]:
     """One model's rows. Eager torch goes first when asked for, so every other row's speedup and mask agreement are
     against it."""
     names = sorted(options.backends, key=lambda name: name != "torch")
+    label = model_label(options)
     accuracy = AccuracySet(options, echo)
     rows: dict[str, Row] = {}
     loaded: dict[str, Loaded] = {}
-    with tempfile.TemporaryDirectory(prefix="segedge-bench-") as workdir:
-        candidates = Candidates(options, Path(workdir))
-        for name in names:
-            try:
-                path = candidates.path_for(name)
-            except SegedgeError as exc:
-                rows[name] = Row(backend=name, status=f"skipped: {exc}")
-                echo(f"{model_name(options.engines[0]) if options.engines else ''} {name}: skipped: {exc}".strip())
-                continue
-            try:
-                loaded[name] = load_one(name, path, options)
-            except Exception as exc:  # noqa: BLE001 -- one backend failing must not hide the others' numbers
-                rows[name] = _failed(name, exc, echo, path)
-        times, errors = time_in_turns({name: partial(item.backend.infer, item.batch)
-                                       for name, item in loaded.items()}, options.runs)
-        reference = None
-        for name, item in loaded.items():
-            try:
-                if name in errors:
-                    raise errors[name]
-                rows[name], masks = make_row(item, times[name], options, accuracy, reference)
-            except Exception as exc:  # noqa: BLE001
-                rows[name] = _failed(name, exc, echo, item.path)
-                continue
-            if name == "torch":
-                reference = masks
-                rows[name].iou_vs_eager = 1.0 if masks else None
-            echo(f"{model_name(item.path)} {name}: {rows[name].p50_ms} ms p50 ({rows[name].device}, "
-                 f"{rows[name].precision})")
-    return with_model_columns([rows[name] for name in names], options)
+    for name in names:
+        try:
+            path = candidates.path_for(name)
+        except SegedgeError as exc:
+            rows[name] = Row(backend=name, status=f"skipped: {exc}")
+            echo(f"{label} {name}: skipped: {exc}".strip())
+            continue
+        try:
+            loaded[name] = load_one(name, path, options)
+        except Exception as exc:  # noqa: BLE001 -- one backend failing must not hide the others' numbers
+            rows[name] = _failed(name, exc, echo, path)
+    times, errors = time_in_turns({name: partial(item.backend.infer, item.batch)
+                                   for name, item in loaded.items()}, options.runs)
+    reference = None
+    for name, item in loaded.items():
+        try:
+            if name in errors:
+                raise errors[name]
+            rows[name], masks = make_row(item, times[name], options, accuracy, reference)
+        except Exception as exc:  # noqa: BLE001
+            rows[name] = _failed(name, exc, echo, item.path)
+            continue
+        if name == "torch":
+            reference = masks
+            rows[name].iou_vs_eager = 1.0 if masks else None
+        echo(f"{label} {name}: {rows[name].p50_ms} ms p50 ({rows[name].device}, {rows[name].precision})".strip())
+    return with_model_columns([rows[name] for name in names], options, label)
 
 
-def model_name(path: Path) -> str:
-    """What the table calls a model file: default.int8.onnx, default.pth -> "default"."""
-    return Path(path).name.split(".")[0]
+def model_files(options: BenchOptions) -> list[Path]:
+    return [*options.engines, *([options.checkpoint] if options.checkpoint else [])]
 
 
-def with_model_columns(rows: list[Row], options: BenchOptions) -> list[Row]:
+def model_label(options: BenchOptions) -> str:
+    """What the table calls the model: its embedded name or its first file's stem."""
+    files = model_files(options)
+    return model_stem(files[0]) if files else ""
+
+
+def with_model_columns(rows: list[Row], options: BenchOptions, label: str) -> list[Row]:
     """Every row of one model gets its name, its GMAC (recorded in its ONNX spec at export) and the speedup against
     its eager row."""
-    files = [*options.engines, *([options.checkpoint] if options.checkpoint else [])]
-    costs = (read_spec(path).cost for path in files if is_format(path, "onnxruntime"))
+    costs = (read_spec(path).cost for path in model_files(options) if is_format(path, "onnxruntime"))
     gmac = next((cost["gmac"] for cost in costs if "gmac" in cost), None)
     eager = next((r for r in rows if r.backend == "torch" and r.status == "ok"), None)
     for row in rows:
-        row.name = model_name(files[0]) if files else ""
+        row.name = label
         row.gmac = gmac
         if eager and row.status == "ok":
             row.speedup_vs_eager = round(eager.p50_ms / row.p50_ms, 2)
