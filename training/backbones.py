@@ -10,9 +10,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v2, resnet50
-
 from segedge.errors import SegedgeError
+from segedge.training.imagenet_trunks import ResNet50Trunk, mobilenet_v2_features
 
 
 class Backbone(nn.Module):
@@ -24,14 +23,14 @@ class Backbone(nn.Module):
 
 
 class ResNet50Backbone(Backbone):
-    """torchvision ResNet50 with layer4 dilated (output stride 16); low level from layer1."""
+    """ResNet50 (torchvision's names) with layer4 dilated (output stride 16); low level from layer1."""
 
     low_level_channels = 256
     high_level_channels = 2048
 
     def __init__(self) -> None:
         super().__init__()
-        net = resnet50(weights=None, replace_stride_with_dilation=[False, False, True])
+        net = ResNet50Trunk(dilate_last=True)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
 
@@ -51,14 +50,14 @@ class ResNet50Backbone(Backbone):
 
 
 class MobileNetV2Backbone(Backbone):
-    """torchvision MobileNetV2 features 0..17; the stride-32 stage (blocks 14..17) is dilated instead."""
+    """MobileNetV2 features 0..17 (torchvision's names); the stride-32 stage (blocks 14..17) is dilated instead."""
 
     low_level_channels = 24
     high_level_channels = 320
 
     def __init__(self) -> None:
         super().__init__()
-        features = mobilenet_v2(weights=None).features
+        features = mobilenet_v2_features()
         self._dilate(features[14:18], dilation=2)
         self.low = features[:4]  # stride 4, 24 channels
         self.high = features[4:18]  # stride 16 after dilation, 320 channels (the 1x1 to 1280 is dropped)
@@ -90,7 +89,7 @@ class MobileNetV2S16Backbone(MobileNetV2Backbone):
 
     def __init__(self) -> None:
         Backbone.__init__(self)
-        features = mobilenet_v2(weights=None).features
+        features = mobilenet_v2_features()
         self.low = features[:7]  # stride 8, 32 channels
         self.high = features[7:14]  # stride 16, 96 channels
 
