@@ -22,7 +22,7 @@ import numpy as np
 
 from segedge.effects import Effect, alpha_to_uint8
 from segedge.errors import SegedgeError
-from segedge.refine import TemporalSmoother, refine_size
+from segedge.refine import MotionCompensation, TemporalSmoother, refine_size
 from segedge.runtime import check_threshold
 from segedge.stream.sinks import EndOfStream, Sink
 from segedge.stream.sources import Frame, Source
@@ -36,12 +36,14 @@ _DONE = object()
 class Speed:
     """Where a video trades exactness for frames/s (the costs are measured in benchmarks/results/live_pipeline.md).
 
-    model_every: the model sees every n-th frame; the frames between reuse its (smoothed) probabilities, refined
-    along their own edges. refine_pixels: the guided upsampling runs on the frame scaled down to at most this many
-    pixels and the 8-bit matte is scaled up (None: at full resolution)."""
+    model_every: the model sees every n-th frame; the frames between reuse its (smoothed) probabilities, moved along
+    the optical flow to the frame (`warp`, refine.MotionCompensation) and refined along its own edges.
+    refine_pixels: the guided upsampling runs on the frame scaled down to at most this many pixels and the 8-bit
+    matte is scaled up (None: at full resolution)."""
 
     model_every: int = 1
     refine_pixels: int | None = None
+    warp: bool = True
 
     def __post_init__(self):
         if self.model_every < 1:
@@ -100,6 +102,7 @@ class _Steps:
         self.effect, self.smoother = effect.for_sink(sink), TemporalSmoother(smooth, motion_aware=True)
         self.stats = stats if stats is not None else Stats()
         self.speed, self.seen, self.last_prob = speed, 0, None
+        self.motion = MotionCompensation() if speed.model_every > 1 and speed.warp else None
 
     def decode(self, frames: Iterator[Frame]) -> Frame | None:
         with self.stats.timing("decode"):
@@ -124,12 +127,16 @@ class _Steps:
     def refine(self, frame: Frame, prob: np.ndarray | None) -> np.ndarray:
         """Smoothed probabilities (a new model output, else the last one) -> 8-bit matte at the frame's size."""
         if prob is not None:  # the first frame always has one
-            self.last_prob = self.smoother(prob, frame.rgb)
+            current = self.last_prob = self.smoother(prob, frame.rgb)
+            if self.motion is not None:
+                self.motion.keyframe(frame.rgb, prob)
+        else:
+            current = self.last_prob if self.motion is None else self.motion(self.last_prob, frame.rgb)
         height, width = frame.rgb.shape[:2]
         small = refine_size((height, width), self.speed.refine_pixels)
         guide = frame.rgb if small == (height, width) else \
             cv2.resize(frame.rgb, small[::-1], interpolation=cv2.INTER_AREA)
-        matte = alpha_to_uint8(self.segmenter.to_matte(self.last_prob, guide, self.threshold))
+        matte = alpha_to_uint8(self.segmenter.to_matte(current, guide, self.threshold))
         if small != (height, width):
             matte = cv2.resize(matte, (width, height), interpolation=cv2.INTER_LINEAR)
         return matte if frame.alpha is None else cv2.multiply(matte, alpha_to_uint8(frame.alpha), scale=1 / 255)
