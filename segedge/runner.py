@@ -36,7 +36,7 @@ class RunOptions:
     virtual_cam: bool = False
     preview: bool = False
     preview_port: int = 0
-    model_every: int = 1  # video and live: the model sees every n-th frame, the others reuse its matte
+    model_every: int | None = None  # video and live: the model sees every n-th frame; None: model_every_for's choice
 
 
 LIVE_ENGINE = "fast"  # a live source's model when none is named: 4x less time than default, 0.004 IoU on portraits
@@ -119,13 +119,27 @@ def clean_edges_for(options: RunOptions, kind: str) -> bool:
     return kind in ("image", "folder") and not options.live
 
 
+LIVE_MODEL_EVERY = 2  # a live source's model rate when none is given: 20.9 -> 29.8 frames/s at 720p, latency
+# p50 63 -> 34 ms, and on 24 frames/s head-and-shoulders footage it lags about as far as the temporal smoothing does
+# (benchmarks/results/live_pipeline.md)
+
+
+def model_every_for(options: RunOptions, live: bool) -> int:
+    """--model-every as given; by default every 2nd frame for live sources (a call must keep up with the camera),
+    every frame for files (offline: exactness first)."""
+    if options.model_every is not None:
+        return options.model_every
+    return LIVE_MODEL_EVERY if live else 1
+
+
 def run(options: RunOptions) -> Path | None:
     """Process an image, folder, video or webcam; returns the output path (None for a webcam shown on screen)."""
     kind = input_kind(options.input)
     effect = Effect(options.effect, options.background, options.blur_strength, clean_edges_for(options, kind))
     check_live_options(options, kind)
     camera_size = parse_size(options.camera_size)
-    speed = Speed(options.model_every, VIDEO.refine_pixels)  # checked before a model loads
+    live = kind == "webcam" or options.live
+    speed = Speed(model_every_for(options, live), VIDEO.refine_pixels)  # checked before a model loads
     target = Path(options.output) if options.output else None
     if kind != "webcam" and not options.live:
         target = resolve_output(options.input, kind, options.effect, target)
@@ -133,7 +147,6 @@ def run(options: RunOptions) -> Path | None:
 
     from segedge.runtime import Segmenter
 
-    live = kind == "webcam" or options.live
     segmenter = Segmenter(options.engine or (LIVE_ENGINE if live else None), options.backend, options.threads)
     if not options.quiet:
         log.info("model: %s", segmenter.backend.describe())

@@ -297,3 +297,12 @@ def test_edge_cleaning_defaults_on_for_photos_and_off_for_video_and_live():
     assert not clean_edges_for(RunOptions(input="0"), "webcam")
     assert clean_edges_for(RunOptions(input="a.mp4", clean_edges=True), "video")  # asked for: always honoured
     assert not clean_edges_for(RunOptions(input="a.jpg", clean_edges=False), "image")
+
+
+def test_live_sources_run_the_model_on_every_second_frame_unless_told():
+    from segedge.runner import RunOptions, model_every_for
+
+    assert model_every_for(RunOptions(input="0"), live=True) == 2  # a call must keep up with the camera
+    assert model_every_for(RunOptions(input="a.mp4"), live=False) == 1  # files: exactness first
+    assert model_every_for(RunOptions(input="0", model_every=1), live=True) == 1
+    assert model_every_for(RunOptions(input="a.mp4", model_every=3), live=False) == 3

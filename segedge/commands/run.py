@@ -54,8 +54,10 @@ def command(
     preview: Annotated[bool, typer.Option(help="Live preview in the browser (prints its 127.0.0.1 URL), with "
                                           "frames/s, stage times and effect controls.")] = False,
     preview_port: Annotated[int, typer.Option(help="Port of --preview (0: any free port).")] = 0,
-    model_every: Annotated[int, typer.Option(help="Video and live: run the model on every N-th frame only; the "
-                                             "frames between reuse its matte (faster; lags fast motion).")] = 1,
+    model_every: Annotated[int | None, typer.Option(help="Video and live: run the model on every N-th frame only; "
+                                                    "the frames between get its matte moved along the optical flow "
+                                                    "(faster; lags fast motion). Default: 2 for live sources, 1 for "
+                                                    "files.")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run on Ray: images through Ray Data actors, videos one per "
                                       "task; INPUT may also be a text file listing paths. Skips outputs that "
                                       "exist (rerun to resume); exit code 1 if any input failed.")] = False,
