@@ -14,13 +14,13 @@ small (mediapipe's own dependencies pull in jax and pin numpy<2):
 `--wheel mediapipe-0.10.21-*.whl` (from `pip download --no-deps mediapipe==0.10.21`) reads the model straight from
 the wheel instead of an installed package.
 
-Metric (identical to segedge/metrics.py, copied so this script needs no segedge install): per-image foreground IoU
-and mIoU at threshold 0.5, prediction resized up to the mask's size, mean over images: bilinear (`iou`, `miou`)
-and with segedge's guided upsampling (`iou_guided`, `miou_guided`, segedge/refine.py loaded from this checkout),
-so MediaPipe gets the same refinement `segedge eval` scores segedge's own models with. Boundary IoU (`boundary_iou`,
-`boundary_iou_guided`: band of 2% of the image diagonal) is segedge/metrics.py's own, loaded from this checkout
-like refine.py. ms_per_image is
-resize + inference + resize back, as segedge eval's covers pre-processing + inference.
+Metrics: segedge/metrics.py's own, loaded from this checkout (numpy + cv2, no segedge install needed), as
+`segedge eval` scores: per-image foreground IoU, mIoU and boundary IoU (band of 2% of the image diagonal) at
+threshold 0.5, prediction resized up to the mask's size, mean over images: bilinear (`iou`, `miou`, `boundary_iou`)
+and with segedge's guided upsampling (`iou_guided`, ...; segedge/refine.py from this checkout), so MediaPipe gets
+the same refinement `segedge eval` scores segedge's own models with. `by_source` holds the same per source prefix
+of the file names (ccp_*, vik_*, ...: the stem before its first '_'), as `segedge eval`'s JSON does.
+ms_per_image is resize + inference + resize back, as segedge eval's covers pre-processing + inference.
 """
 
 from __future__ import annotations
@@ -72,18 +72,6 @@ def predict(interpreter, rgb: np.ndarray) -> np.ndarray:
     return interpreter.get_tensor(out["index"])[0, ..., 0]
 
 
-def iou_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
-    from segedge.metrics import boundary_iou
-
-    tp = np.count_nonzero(pred & truth)
-    fp = np.count_nonzero(pred & ~truth)
-    fn = np.count_nonzero(~pred & truth)
-    tn = pred.size - tp - fp - fn
-    fg = 1.0 if tp + fp + fn == 0 else tp / (tp + fp + fn)
-    bg = 1.0 if tn + fp + fn == 0 else tn / (tn + fp + fn)
-    return fg, (fg + bg) / 2, boundary_iou(pred, truth)
-
-
 def pairs(folder: Path) -> list[tuple[Path, Path]]:
     """(image, mask) by file stem, as segedge eval pairs them; unpaired files are reported by name."""
     images = {p.stem: p for p in sorted((folder / "images").iterdir())}
@@ -94,9 +82,11 @@ def pairs(folder: Path) -> list[tuple[Path, Path]]:
 
 
 def evaluate(interpreter, folder: Path) -> dict:
+    """The folder's means, bilinear and guided (keys with `_guided`), and the same per source (`by_source`)."""
+    from segedge.metrics import SourceAverager
     from segedge.refine import upsample_mask
 
-    scores, seconds = {"": [], "_guided": []}, 0.0
+    scores, seconds = {"": SourceAverager(), "_guided": SourceAverager()}, 0.0
     for image_path, mask_path in pairs(folder):
         rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
         truth = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 127
@@ -104,14 +94,21 @@ def evaluate(interpreter, folder: Path) -> dict:
         prob = predict(interpreter, rgb)
         bilinear = cv2.resize(prob, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         seconds += time.perf_counter() - started
-        scores[""].append(iou_pair(bilinear > 0.5, truth))
-        scores["_guided"].append(iou_pair(upsample_mask(prob, rgb) > 0.5, truth))
-    result = {}
-    for suffix, pairs_ in scores.items():
-        fg, mean, boundary = np.mean(pairs_, axis=0)
-        result |= {f"iou{suffix}": round(float(fg), 4), f"miou{suffix}": round(float(mean), 4),
-                   f"boundary_iou{suffix}": round(float(boundary), 4)}
-    return {**result, "images": len(scores[""]), "ms_per_image": round(1000 * seconds / len(scores[""]), 2)}
+        scores[""].add(image_path, bilinear > 0.5, truth)
+        scores["_guided"].add(image_path, upsample_mask(prob, rgb) > 0.5, truth)
+    count = scores[""].overall.count
+    by_source = {source: {"images": averager.count} for source, averager in scores[""].sources.items()}
+    for suffix, averager in scores.items():
+        for source, source_scores in averager.sources.items():
+            by_source[source] |= reported(source_scores.result(), suffix)
+    return {**reported(scores[""].overall.result(), ""), **reported(scores["_guided"].overall.result(), "_guided"),
+            "images": count, "ms_per_image": round(1000 * seconds / count, 2),
+            "by_source": dict(sorted(by_source.items()))}
+
+
+def reported(means: dict[str, float], suffix: str) -> dict[str, float]:
+    """The metrics this script has always reported, rounded, their names ending in `suffix`."""
+    return {f"{key}{suffix}": round(means[key], 4) for key in ("iou", "miou", "boundary_iou")}
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ NAMED_COLORS = {
     "gray": (128, 128, 128), "grey": (128, 128, 128), "red": (255, 0, 0),
 }
 DEFAULT_BLUR = 21
+SWITCH_WORDS = {"true": True, "on": True, "1": True, "yes": True, "false": False, "off": False, "0": False, "no": False}
 
 
 def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
@@ -134,6 +135,16 @@ def parse_color(text: str) -> tuple[int, int, int]:
         pass
     raise SegedgeError(f"background {text!r} is neither an image file nor a colour "
                        f"(a name like {', '.join(sorted(NAMED_COLORS))}, '#rrggbb' or 'r,g,b')")
+
+
+def parse_switch(value: str | bool, name: str) -> bool:
+    """An on/off option as a bool or as the text a query string or an HTML form sends (true/false, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return SWITCH_WORDS[str(value).strip().lower()]
+    except KeyError:
+        raise SegedgeError(f"{name} {value!r}: give true or false") from None
 
 
 def apply_effect(frame: np.ndarray, alpha: np.ndarray, effect: str = "blur",

@@ -10,15 +10,28 @@ import pytest
 SEGEDGE = [sys.executable, "-m", "segedge.cli"]
 
 
+def copy_pairs(images, masks, root):
+    """A data folder at `root` holding these images and their masks from the folder `masks`."""
+    for kind in ("images", "masks"):
+        (root / kind).mkdir(parents=True)
+    for image in images:
+        shutil.copy(image, root / "images" / image.name)
+        shutil.copy(masks / f"{image.stem}.png", root / "masks" / f"{image.stem}.png")
+    return root
+
+
 @pytest.fixture(scope="module")
 def few_val(people, tmp_path_factory):
-    root = tmp_path_factory.mktemp("few_val")
-    for kind in ("images", "masks"):
-        (root / kind).mkdir()
-    for image in sorted((people / "val" / "images").iterdir())[:3]:
-        shutil.copy(image, root / "images" / image.name)
-        shutil.copy(people / "val" / "masks" / f"{image.stem}.png", root / "masks" / f"{image.stem}.png")
-    return root
+    return copy_pairs(sorted((people / "val" / "images").iterdir())[:3], people / "val" / "masks",
+                      tmp_path_factory.mktemp("few_val"))
+
+
+@pytest.fixture(scope="module")
+def two_sources(people, tmp_path_factory):
+    """Three ccp_* and two vik_* val pairs in one folder."""
+    images = sorted((people / "val" / "images").iterdir())
+    picked = [p for p in images if p.name.startswith("ccp_")][:3] + [p for p in images if p.name.startswith("vik_")][:2]
+    return copy_pairs(picked, people / "val" / "masks", tmp_path_factory.mktemp("two_sources"))
 
 
 def run_eval(*args):
@@ -33,6 +46,25 @@ def test_eval_json_has_the_documented_keys(tiny_onnx, few_val):
     assert scores["images"] == 3 and scores["ms_per_image"] > 0
     for key in ("iou", "boundary_iou", "miou", "dice", "pixel_accuracy"):
         assert 0.0 <= scores[key] <= 1.0
+
+
+def test_eval_reports_each_source_as_if_it_were_its_own_folder(tiny_onnx, two_sources, tmp_path):
+    """by_source["vik"] is what eval gives a folder holding only the vik_* pairs; the table has a row per source."""
+    from segedge.evaluate import evaluate
+    from segedge.runtime import Segmenter
+
+    result = run_eval("--engine", tiny_onnx, two_sources, "--json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    by_source = json.loads(result.stdout)["by_source"]
+    assert {source: scores["images"] for source, scores in by_source.items()} == {"ccp": 3, "vik": 2}
+    vik_only = copy_pairs(sorted((two_sources / "images").glob("vik_*")), two_sources / "masks", tmp_path / "vik")
+    alone = evaluate(Segmenter(tiny_onnx), vik_only, quiet=True)
+    for key in ("iou", "boundary_iou", "miou", "dice", "pixel_accuracy"):
+        assert by_source["vik"][key] == pytest.approx(alone[key], abs=1e-5)
+    table = run_eval("--engine", tiny_onnx, two_sources, "--quiet").stdout
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:]}
+    assert rows["ccp"][0] == "3" and rows["vik"] == ["2", f"{by_source['vik']['iou']:.4f}",
+                                                      f"{by_source['vik']['boundary_iou']:.4f}"]
 
 
 def test_eval_matches_training_validation(tiny_checkpoint, tiny_onnx, few_val):

@@ -10,6 +10,7 @@ import threading
 import types
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from itertools import pairwise
 
 import cv2
@@ -17,13 +18,13 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, ffprobe, make_video, segedge
 
-from segedge.effects import Effect
+from segedge.effects import Effect, alpha_to_uint8
 from segedge.errors import SegedgeError
 from segedge.runtime import Segmenter
 from segedge.stream import Sink, Stats, stream
 from segedge.stream.preview import Preview
 from segedge.stream.sinks import VirtualCamera, camera_frame
-from segedge.stream.sources import LiveSource, LiveVideo
+from segedge.stream.sources import Images, LiveSource, LiveVideo
 
 WAIT = 20  # s: an upper bound for any one wait, so a broken test fails instead of hanging
 
@@ -248,6 +249,40 @@ def test_the_preview_streams_frames_and_switches_effect_live(tiny_onnx, tmp_path
         preview.stop()
         worker.join(WAIT)
     assert not worker.is_alive() and not failures
+
+
+def test_the_preview_switches_edge_cleaning_for_the_next_frames(people):
+    """The page's clean-edges box: the frames after the switch use foreground colour estimation, those before do
+    not (a live source's default); a real portrait and the live model, so the matte has a soft edge."""
+    photo = sorted((people / "val-portraits" / "images").iterdir())[0]
+    segmenter, effect = Segmenter("fast"), Effect("replace", "blue", clean_edges=False)
+    switch_after = 2
+
+    class Switching(Sink):  # records each frame and ticks the box on the page after `switch_after` of them
+        def __init__(self, preview):
+            self.preview, self.images = preview, []
+
+        def write(self, image, frame):
+            self.images.append(image)
+            if len(self.images) == switch_after:
+                urllib.request.urlopen(self.preview.url + "control", data=b"effect=replace&clean_edges=true",
+                                       timeout=WAIT)
+
+    with Preview(effect, Stats()) as preview:
+        page = urllib.request.urlopen(preview.url, timeout=WAIT).read().decode()
+        assert 'name="clean_edges" type="checkbox" >' in page  # unticked: off for live sources
+        sink = Switching(preview)
+        stream(Images([photo] * 5), segmenter, sink, effect, controls=preview.controls)
+        assert json.load(urllib.request.urlopen(preview.url + "stats", timeout=WAIT))["clean_edges"] is True
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(preview.url + "control", data=b"clean_edges=maybe", timeout=WAIT)
+        assert bad.value.code == 400
+    rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    matte = alpha_to_uint8(segmenter.mask(rgb))
+    before, after = effect(rgb, matte), replace(effect, clean_edges=True)(rgb, matte)
+    assert not np.array_equal(before, after)
+    for index, image in enumerate(sink.images):
+        assert np.array_equal(image, before if index < switch_after else after), index
 
 
 def test_run_preview_prints_its_url(tiny_onnx, tmp_path):

@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from segedge.metrics import MetricAverager, boundary_band, boundary_iou, boundary_width, mask_metrics
+from segedge.metrics import (
+    MetricAverager,
+    SourceAverager,
+    boundary_band,
+    boundary_iou,
+    boundary_width,
+    mask_metrics,
+    source_of,
+)
 
 
 def test_mask_metrics_by_hand():
@@ -58,6 +66,24 @@ def test_averager_is_mean_over_images():
     averager.add(~full, full)
     assert averager.result()["iou"] == pytest.approx(0.5)
     assert averager.count == 2
+
+
+def test_source_is_the_stem_before_its_first_underscore():
+    assert source_of("val/images/vik_0090.jpg") == "vik" and source_of("ccp_extra_01.png") == "ccp"
+    assert source_of("portrait.jpg") == "portrait"  # no prefix: the image is its own source
+
+
+def test_source_averager_means_each_source_apart():
+    full = np.ones((2, 2), bool)
+    averager = SourceAverager()
+    averager.add("ccp_1.jpg", full, full)
+    averager.add("vik_1.jpg", ~full, full)
+    averager.add("ccp_2.jpg", full, full)
+    by_source = averager.by_source(4)
+    assert list(by_source) == ["ccp", "vik"]
+    assert by_source["ccp"]["iou"] == 1.0 and by_source["ccp"]["images"] == 2
+    assert by_source["vik"]["iou"] == 0.0 and by_source["vik"]["images"] == 1
+    assert averager.overall.result()["iou"] == pytest.approx(2 / 3) and averager.overall.count == 3
 
 
 def test_size_mismatch_is_refused():

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, segedge_in_process
+from helpers import assert_one_line_error, segedge, segedge_in_process
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -28,8 +28,13 @@ def segmenter():
 
 
 @pytest.fixture(scope="module")
-def photo(people) -> bytes:
-    return sorted((people / "val-portraits" / "images").iterdir())[0].read_bytes()
+def photo_path(people):
+    return sorted((people / "val-portraits" / "images").iterdir())[0]
+
+
+@pytest.fixture(scope="module")
+def photo(photo_path) -> bytes:
+    return photo_path.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +114,48 @@ def test_health_spec_page_and_openapi(api):
     assert api.get("/health").json()["status"] == "ok"
     assert api.get("/spec").json()["input_size"]
     page = api.get("/")
-    assert page.status_code == 200 and 'id="file"' in page.text
-    assert "/segment" in api.get("/openapi.json").json()["paths"]
+    assert page.status_code == 200 and 'id="file"' in page.text and 'id="clean"' in page.text
+    segment = api.get("/openapi.json").json()["paths"]["/segment"]["post"]
+    clean_edges = next(p for p in segment["parameters"] if p["name"] == "clean_edges")
+    assert clean_edges["schema"]["type"] == "boolean" and clean_edges["schema"]["default"] is True
+    assert "soft edge" in clean_edges["description"]
+
+
+def test_clean_edges_over_http_match_segedge_run(photo_path, tmp_path):
+    """A real server, `replace` on a real portrait: clean_edges on and off differ only in the soft edge, and each
+    equals what `segedge run` writes with the same choice (--clean-edges / --no-clean-edges)."""
+
+    def post(url: str, query: str) -> np.ndarray:
+        request = urllib.request.Request(f"{url}/segment?{query}", data=photo_path.read_bytes(), method="POST",
+                                         headers={"Content-Type": "image/jpeg"})
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            return decoded_bytes(reply.read())
+
+    replace = "effect=replace&background=blue&format=png"
+    with local_server() as url:
+        served = {on: post(url, f"{replace}&clean_edges={on}") for on in ("true", "false")}
+        assert np.array_equal(post(url, replace), served["true"])  # on unless asked otherwise, as for photos
+        matte = post(url, "effect=mask")
+    for on, flag in (("true", "--clean-edges"), ("false", "--no-clean-edges")):
+        out = tmp_path / f"run_{on}.png"
+        result = segedge("run", photo_path, "--effect", "replace", "--background", "blue", flag, "-o", out, "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert np.array_equal(decoded_bytes(out.read_bytes()), served[on]), flag
+    differs = np.any(served["true"] != served["false"], axis=2)
+    soft = (matte > 0) & (matte < 255)
+    assert soft.sum() > 1000 and differs[soft].mean() > 0.2  # the edge's colour is re-estimated
+    assert not differs[~soft].any()  # clear person and clear background are the same either way
+
+
+def test_clean_edges_as_a_form_field_and_bad_values(api, photo):
+    on, off = (api.post("/segment?effect=remove", data={"clean_edges": value}, files={"file": ("me.jpg", photo)})
+               for value in ("on", "off"))
+    assert on.status_code == off.status_code == 200
+    assert not np.array_equal(decoded(on)[..., :3], decoded(off)[..., :3])
+    assert np.array_equal(decoded(on)[..., 3], decoded(off)[..., 3])  # the same matte
+    assert_error(api.post("/segment", data={"clean_edges": "maybe"}, files={"file": ("me.jpg", photo)}), 400,
+                 "clean_edges")
+    assert_error(api.post("/segment?clean_edges=maybe", content=photo), 422, "clean_edges")
 
 
 def test_token_required_then_accepted(segmenter, photo):

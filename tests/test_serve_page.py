@@ -51,7 +51,19 @@ def test_page_uploads_a_photo_and_shows_the_cutout(browser, people, tmp_path):
         assert page.is_visible("#download")
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.evaluate("delete document.getElementById('status').dataset.done")
+        with page.expect_response(lambda reply: "clean_edges=false" in reply.url, timeout=120_000) as unticked:
+            page.uncheck("#clean")  # sends the photo again, edge colours as they are in the photo
+        page.wait_for_selector("#status[data-done]", timeout=60_000)
+        assert unticked.value.status == 200
+        plain = cv2.imdecode(np.frombuffer(base64.b64decode(page.evaluate(RESULT_BYTES)), np.uint8),
+                             cv2.IMREAD_UNCHANGED)
         page.close()
+    assert "clean_edges=true" in answer.value.url  # ticked by default, as segedge run does for photos
     assert cutout.shape == (height, width, 4) and shown == [width, height]
     person = (cutout[..., 3] > 127).mean()
     assert 0.05 < person < 0.95, person
+    assert np.array_equal(plain[..., 3], cutout[..., 3])  # the same matte
+    soft, opaque = (cutout[..., 3] > 0) & (cutout[..., 3] < 255), cutout[..., 3] == 255
+    assert np.any(plain[soft, :3] != cutout[soft, :3])  # the edge's colours change
+    assert np.array_equal(plain[opaque, :3], cutout[opaque, :3])  # the person's own pixels do not

@@ -8,7 +8,8 @@ import typer
 NAME = "eval"
 HELP = ("Accuracy of a model (default, .onnx, .trt, .pth) on DATA_DIR/images + DATA_DIR/masks: foreground IoU, "
         "boundary IoU (band of 2% of the image diagonal), mIoU, Dice, pixel accuracy (means over images, at the "
-        "original image size) and ms per image.")
+        "original image size) and ms per image, for the folder and per source (the file name's prefix before its "
+        "first '_').")
 EXAMPLES = """Examples:\n\n
   segedge eval ../shared/data/people/val-portraits\n\n
   segedge eval --engine model.int8.onnx ../shared/data/people/val --json\n\n
@@ -44,5 +45,8 @@ def command(
     typer.echo(f"  IoU {result['iou']:.4f}  boundary IoU {result['boundary_iou']:.4f}  mIoU {result['miou']:.4f}  "
                f"Dice {result['dice']:.4f}  pixel accuracy {result['pixel_accuracy']:.4f}  "
                f"{result['ms_per_image']:.1f} ms/img")
+    typer.echo(f"  {'source':<10}{'images':>7}{'IoU':>9}{'boundary IoU':>14}")
+    for source, scores in result["by_source"].items():
+        typer.echo(f"  {source:<10}{scores['images']:>7}{scores['iou']:>9.4f}{scores['boundary_iou']:>14.4f}")
     if result["skipped"]:
         typer.echo(f"  skipped {len(result['skipped'])} unreadable or mismatched: {', '.join(result['skipped'])}")

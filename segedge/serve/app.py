@@ -16,15 +16,16 @@ import threading
 from dataclasses import dataclass, replace
 from importlib import resources
 from io import BytesIO
+from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from segedge.effects import DEFAULT_BLUR, EFFECTS, Effect, parse_color
+from segedge.effects import DEFAULT_BLUR, EFFECTS, Effect, parse_color, parse_switch
 from segedge.errors import SegedgeError
 from segedge.media import decode_image
 from segedge.runtime import Segmenter, check_threshold
@@ -77,6 +78,10 @@ UPLOAD_DOC = {  # the body is read by hand (size limit first), so OpenAPI is tol
 }
 
 
+CLEAN_EDGES_DOC = ("remove and replace: estimate the person's own colour in the soft edge, so the old background "
+                   "does not tint it (segedge run's --clean-edges; on by default for photos, as there)")
+
+
 def create_app(settings: Settings | None = None, segmenter: Segmenter | None = None) -> FastAPI:
     settings = settings or Settings()
     model = segmenter or Segmenter(settings.engine, threads=settings.threads)
@@ -111,14 +116,17 @@ def create_app(settings: Settings | None = None, segmenter: Segmenter | None = N
     @app.post("/segment", openapi_extra=UPLOAD_DOC, response_class=Response)
     async def segment(request: Request, effect: str = "remove", background: str | None = None,
                       threshold: float | None = None, blur_strength: int = DEFAULT_BLUR,
-                      format: str = "auto") -> Response:
+                      format: str = "auto", clean_edges: Annotated[bool, Query(description=CLEAN_EDGES_DOC)] = True,
+                      ) -> Response:
         """Effect `blur`, `remove`, `replace` or `mask`; `background` a colour (green, #00b140, 0,177,64), or a
         multipart file field `background` holding an image for `replace` (scaled to cover the photo); `format`
-        png, jpeg or auto (PNG for remove and mask, else JPEG). Options may also come as form fields."""
+        png, jpeg or auto (PNG for remove and mask, else JPEG); `clean_edges` (default true, as `segedge run` on
+        photos) estimates the person's own colour in the soft edge for remove and replace. Options may also come as
+        form fields."""
         check_token(request)
         data, fields, background_image = await read_upload(request, settings.limits)
         options = {"effect": effect, "background": background, "threshold": threshold,
-                   "blur_strength": blur_strength, "format": format, **fields}
+                   "blur_strength": blur_strength, "format": format, "clean_edges": clean_edges, **fields}
         job = Job.parse(options)
 
         def process() -> tuple[bytes, str]:  # CPU work, off the event loop
@@ -157,7 +165,8 @@ class Job:
         threshold = _number(options.get("threshold"), float, "threshold")
         check_threshold(threshold)
         strength = _number(options.get("blur_strength"), int, "blur_strength")
-        effect = Effect(name, colour, DEFAULT_BLUR if strength is None else strength)
+        effect = Effect(name, colour, DEFAULT_BLUR if strength is None else strength,
+                        parse_switch(options.get("clean_edges", True), "clean_edges"))
         return cls(effect, "png" if fmt == "auto" and name in ("remove", "mask") else
                    "jpeg" if fmt == "auto" else fmt, threshold)
 

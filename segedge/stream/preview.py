@@ -1,5 +1,6 @@
 """A live preview that needs no GUI build of OpenCV: frames served as an MJPEG stream on 127.0.0.1 with a small
-page that shows them, the frames/s and each stage's milliseconds, and switches effect and blur strength live.
+page that shows them, the frames/s and each stage's milliseconds, and switches effect, blur strength and edge
+cleaning (foreground colour estimation in remove/replace, segedge.foreground) live.
 
 Standard library only (http.server): the default install (opencv-python-headless) has no window, but every machine
 has a browser. The page posts its controls to /control; the stream loop picks them up between frames through
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs
 import cv2
 import numpy as np
 
-from segedge.effects import EFFECTS, Effect
+from segedge.effects import EFFECTS, Effect, parse_switch
 from segedge.errors import SegedgeError
 from segedge.stream.loop import STAGES, Stats
 from segedge.stream.sinks import EndOfStream, Sink, as_rgb
@@ -35,10 +36,15 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>segedge previe
 <style>body{font-family:sans-serif;background:#222;color:#eee;margin:1em}img{max-width:100%%}</style></head><body>
 <img src="/stream.mjpg" alt="live preview"><p id="stats">...</p>
 <form id="controls">effect <select name="effect">%(options)s</select>
- blur strength <input name="blur_strength" type="range" min="1" max="61" value="%(blur)d"></form>
+ blur strength <input name="blur_strength" type="range" min="1" max="61" value="%(blur)d">
+ <label>clean edges <input name="clean_edges" type="checkbox" %(clean)s></label></form>
 <script>
 const form = document.getElementById("controls");
-form.onchange = () => fetch("/control", {method: "POST", body: new URLSearchParams(new FormData(form))});
+form.onchange = () => {
+  const fields = new URLSearchParams(new FormData(form));
+  fields.set("clean_edges", form.clean_edges.checked);  // a form leaves an unticked box out: send it either way
+  fetch("/control", {method: "POST", body: fields});
+};
 setInterval(async () => {
   const s = await (await fetch("/stats")).json();
   const stages = Object.entries(s.stage_ms).map(([k, v]) => k + " " + v.toFixed(1)).join(", ");
@@ -101,7 +107,7 @@ class Preview(Sink):
         return changed
 
     def control(self, fields: dict[str, str]) -> None:
-        """Apply the page's form (effect, blur_strength); a bad value is a SegedgeError."""
+        """Apply the page's form (effect, blur_strength, clean_edges); a bad value is a SegedgeError."""
         name = fields.get("effect", self.effect.name)
         try:
             strength = int(fields.get("blur_strength", self.effect.blur_strength))
@@ -109,15 +115,16 @@ class Preview(Sink):
             raise SegedgeError(f"blur_strength must be a whole number, got {fields['blur_strength']!r}") from None
         if strength < 1:
             raise SegedgeError(f"blur strength must be at least 1, got {strength}")
-        with self.lock:
-            self.effect = self.changed = replace(self.effect, name=name, blur_strength=strength)  # checks the name
+        clean = parse_switch(fields.get("clean_edges", self.effect.clean_edges), "clean_edges")
+        with self.lock:  # replace() checks the name
+            self.effect = self.changed = replace(self.effect, name=name, blur_strength=strength, clean_edges=clean)
 
     def numbers(self) -> dict:
         frames = max(self.stats.frames, 1)
         times = list(self.shown)
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         return {"fps": fps, "frames": self.stats.frames, "effect": self.effect.name,
-                "blur_strength": self.effect.blur_strength,
+                "blur_strength": self.effect.blur_strength, "clean_edges": self.effect.clean_edges,
                 "stage_ms": {stage: self.stats.stage_seconds[stage] * 1000 / frames for stage in STAGES}}
 
     def stop(self) -> None:
@@ -138,7 +145,8 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             if self.path == "/":
                 options = "".join(f"<option{' selected' if e == preview.effect.name else ''}>{e}</option>"
                                   for e in EFFECTS)
-                self._send(PAGE % {"options": options, "blur": preview.effect.blur_strength}, "text/html")
+                self._send(PAGE % {"options": options, "blur": preview.effect.blur_strength,
+                                   "clean": "checked" if preview.effect.clean_edges else ""}, "text/html")
             elif self.path == "/stats":
                 self._send(json.dumps(preview.numbers()), "application/json")
             elif self.path == "/stream.mjpg":
