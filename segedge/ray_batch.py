@@ -249,7 +249,14 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     """Segment every image and video of `options.input` on Ray (`address`, or a local Ray started here) with
     `actors` model actors for the images; returns what was done, skipped (and why) and failed (and why)."""
     from segedge.backends import resolve_model
-    from segedge.ray_cluster import connected, cpus_per_worker, portable_engine, require_ray
+    from segedge.ray_cluster import (
+        connected,
+        cpus_per_worker,
+        gpus_per_worker,
+        portable_engine,
+        require_ray,
+        warn_if_short_of_gpus,
+    )
     from segedge.runtime import check_threshold
 
     require_ray("data")
@@ -273,17 +280,23 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     if not (images or videos):
         return summary
     job.target.mkdir(parents=True, exist_ok=True)
+    gpus = gpus_per_worker(options.engine, options.backend)
     with connected(address, options.quiet):
+        import ray
+
         cpus, threads = cpus_per_worker(actors, options.threads)
-        job = replace(job, threads=threads)
+        warn_if_short_of_gpus(actors if images else 1, gpus, ray.cluster_resources().get("GPU", 0.0))
+        # CPU threads only for a model on the CPU (a TensorRT engine refuses any)
+        job = replace(job, threads=options.threads if gpus else threads)
+        resources = {"num_cpus": cpus, "num_gpus": gpus}
         if images:
-            _segment_images(images, job, actors, cpus, summary, options.quiet)
+            _segment_images(images, job, actors, resources, summary, options.quiet)
         if videos:
-            _segment_videos(videos, job, cpus, summary, options.quiet)
+            _segment_videos(videos, job, resources, summary, options.quiet)
     return summary
 
 
-def _segment_images(images: list[Location], job: Job, actors: int, cpus: float, summary: Summary,
+def _segment_images(images: list[Location], job: Job, actors: int, resources: dict, summary: Summary,
                     quiet: bool) -> None:
     import ray
 
@@ -293,7 +306,7 @@ def _segment_images(images: list[Location], job: Job, actors: int, cpus: float, 
     batch = max(1, min(MAX_BATCH, len(images) // (4 * actors)))  # at least 4 batches per actor to balance them
     items = ray.data.from_items([as_row(path) for path in images], override_num_blocks=math.ceil(len(images) / batch))
     results = items.map_batches(SegmentImages, fn_constructor_kwargs={"job": job}, batch_size=batch,
-                                compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus)
+                                compute=ray.data.ActorPoolStrategy(size=actors), **resources)
     reported = set()
     try:
         for row in results.iter_rows():
@@ -306,12 +319,12 @@ def _segment_images(images: list[Location], job: Job, actors: int, cpus: float, 
                 summary.add(path, f"Ray Data: {one_line(exc)}")
 
 
-def _segment_videos(videos: list[tuple[Location, Location]], job: Job, cpus: float, summary: Summary,
+def _segment_videos(videos: list[tuple[Location, Location]], job: Job, resources: dict, summary: Summary,
                     quiet: bool) -> None:
     import ray
     from tqdm import tqdm
 
-    task = ray.remote(segment_video).options(num_cpus=cpus, max_retries=0)
+    task = ray.remote(segment_video).options(max_retries=0, **resources)
     pending = {task.remote(job, source, target): source for source, target in videos}
     with tqdm(total=len(videos), unit="video", disable=quiet) as bar:
         while pending:

@@ -21,6 +21,7 @@ pytest.importorskip("ray.serve")
 pytest.importorskip("fastapi")
 
 from segedge.ray_batch import list_inputs, output_folder  # noqa: E402
+from segedge.ray_cluster import gpus_per_worker, warn_if_short_of_gpus  # noqa: E402
 from segedge.remote import Remote  # noqa: E402
 from segedge.serve.local import local_server  # noqa: E402
 
@@ -137,6 +138,21 @@ def test_bad_uris_are_one_line_errors(photos, source, output, says):
     """Found before Ray starts: an unknown scheme, a filesystem whose library is missing (no libhdfs here)."""
     args = ["run", source.format(photos=photos), "--ray", "--quiet"] + (["-o", output] if output else [])
     assert_one_line_error(segedge_in_process(*args), says)
+
+
+@pytest.mark.parametrize("engine, backend, gpus", [
+    (None, "auto", 0), ("default", "cpu", 0), ("model.onnx", "auto", 0), ("model.pth", "auto", 0),
+    (None, "cuda", 1), ("model.onnx", "tensorrt", 1), ("model.pth", "cuda", 1), ("model.trt", "auto", 1),
+    ("/models/model.engine", "auto", 1), ("model.plan", "tensorrt", 1),
+])
+def test_actors_reserve_a_gpu_when_their_model_runs_on_one(engine, backend, gpus):
+    assert gpus_per_worker(engine, backend) == gpus
+
+
+def test_too_few_gpus_for_the_actors_is_said(caplog):
+    assert warn_if_short_of_gpus(2, 1, available=1.0)
+    assert "wait until it has them" in caplog.text
+    assert not warn_if_short_of_gpus(2, 1, available=2.0) and not warn_if_short_of_gpus(4, 0, available=0.0)
 
 
 def test_ray_serve_answers_with_the_person_masked(ray_address, people):
