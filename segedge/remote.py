@@ -72,8 +72,8 @@ class Remote:
         """The URI's file or folder; an unknown scheme or a missing library (libhdfs) fails here in one line."""
         parts = urlsplit(uri)
         root = urlunsplit((parts.scheme, parts.netloc, "/", parts.query, ""))
-        relative = unquote(parts.path).strip("/")
-        return cls(root, posixpath.join(open_root(root)[1], relative) if relative else open_root(root)[1])
+        base, relative = open_root(root)[1], unquote(parts.path).strip("/")
+        return cls(root, posixpath.join(base, relative) if relative else base)
 
     def __str__(self) -> str:  # the URI a person wrote, less what may hold keys; S3's and GCS's paths hold the bucket
         return public(self.root, self.path) if self.path.startswith("/") else f"{urlsplit(self.root).scheme}://{self.path}"
