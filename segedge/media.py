@@ -81,7 +81,12 @@ def av_reason(exc) -> str:
 
 def read_alpha(path: str | Path) -> np.ndarray | None:
     """An image's own transparency as float32 H x W in [0, 1]; None when it has no alpha channel."""
-    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    return decode_alpha(np.fromfile(path, dtype=np.uint8))
+
+
+def decode_alpha(data: np.ndarray) -> np.ndarray | None:
+    """The transparency of encoded image bytes (uint8 array), as read_alpha gives it."""
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.ndim != 3 or image.shape[2] != 4:
         return None
     alpha = image[..., 3].astype(np.float32)
@@ -114,14 +119,20 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Write RGB, RGBA or grayscale uint8 atomically; the format follows the extension."""
     path = Path(path)
+    encoded = image_file_bytes(path, image)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(encoded)  # not ndarray.tofile: its OSError on a full disk carries no errno
+    return path
+
+
+def image_file_bytes(path, image: np.ndarray) -> bytes:
+    """The bytes of the image file `path` (a Path, or anything with its suffix) names: the format follows the
+    extension; a one-line error for a name that is no image or a cut-out in a format without alpha."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise SegedgeError(f"output {path}: name it with an image extension ({', '.join(IMAGE_EXTENSIONS)})")
     if image.ndim == 3 and image.shape[2] == 4 and path.suffix.lower() not in ALPHA_EXTENSIONS:
         raise SegedgeError(f"{path}: a cut-out has transparency; write it as .png or .webp")
-    encoded = encode_image(image, path.suffix.lower() or ".png", str(path))
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(encoded)  # not ndarray.tofile: its OSError on a full disk carries no errno
-    return path
+    return encode_image(image, path.suffix.lower() or ".png", str(path))
 
 
 def encode_image(image: np.ndarray, suffix: str, name: str = "output") -> bytes:

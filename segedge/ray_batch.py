@@ -7,7 +7,10 @@ the same names, are each written atomically and are byte-identical. Videos go on
 `process_video`. An input that fails is reported and the others go on; an output that already exists is skipped,
 so rerunning the same command resumes an interrupted job.
 
-Inputs and outputs are paths every node can reach (a local disk on one machine, a shared filesystem on a cluster).
+Inputs and outputs are paths every node can reach (a local disk on one machine, a shared filesystem on a cluster),
+or URIs of any filesystem pyarrow reads (s3://, gs://, hdfs://, file://; see segedge.remote): images are read as
+bytes, videos staged to a local temp file per task, and outputs written beside their target under a temp name and
+then moved onto it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,19 @@ from pathlib import Path
 from segedge.effects import Effect
 from segedge.errors import SegedgeError
 from segedge.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from segedge.remote import (
+    AnyImages,
+    Location,
+    Remote,
+    RemoteImageFolder,
+    is_uri,
+    listed,
+    local_copy,
+    local_output,
+    remote_candidates,
+)
 from segedge.runner import RunOptions, check_live_options, clean_edges_for, default_output, image_suffix
-from segedge.stream import ImageFolder, Images, stream
+from segedge.stream import ImageFolder, stream
 
 log = logging.getLogger("segedge")
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
@@ -34,7 +48,7 @@ MAX_BATCH = 16  # images per actor call: enough to amortise Ray's per-batch cost
 class Job:
     """What every worker needs to segment and write an input (pickled to the actors and tasks)."""
 
-    target: Path
+    target: Location
     effect: Effect  # built on the driver: a --background image is read there and shipped with the job
     engine: str | None = None
     backend: str = "auto"
@@ -50,9 +64,10 @@ class Job:
 
     def image_folder(self) -> ImageFolder:
         """The folder sink of a plain folder run, with its names."""
-        return ImageFolder(self.target, lambda path: image_suffix(path, self.effect.name))
+        folder = RemoteImageFolder if isinstance(self.target, Remote) else ImageFolder
+        return folder(self.target, lambda path: image_suffix(path, self.effect.name))
 
-    def video_output(self, source: Path) -> Path:
+    def video_output(self, source: Location) -> Location:
         """The name a plain `segedge run VIDEO -o FOLDER` gives it: clip.mp4 -> FOLDER/clip_blur.mp4."""
         return self.target / default_output(str(source), "video", self.effect.name).name
 
@@ -88,30 +103,44 @@ def one_line(exc: BaseException) -> str:
     return text if isinstance(exc, SegedgeError) else f"{type(exc).__name__}: {text}"
 
 
-def list_inputs(source: str) -> list[Path]:
+def list_inputs(source: str) -> list[Location]:
     """A folder's images and videos (sorted), a glob's, or the paths a text file lists (one per line; blank lines
-    and # comments ignored; relative paths are relative to the list's folder)."""
+    and # comments ignored; URIs as they are, other paths relative to the list's folder). `source` may be a URI."""
+    if is_uri(source):
+        remote, files = remote_candidates(source)
+        if files is not None:
+            return media_only(files, source)
+        return [remote] if remote.suffix.lower() in MEDIA_EXTENSIONS else list_file(remote, source)
     path = Path(source)
     if path.is_file() and path.suffix.lower() not in MEDIA_EXTENSIONS:
-        lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-        listed = [path.parent / line for line in lines if line and not line.startswith("#")]
-        if not listed:
-            raise SegedgeError(f"{source} lists no files")
-        return listed
+        return list_file(path, source)
     if path.is_file():
         return [path]
     files = sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(source))
-    media = [p for p in files if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS]
+    return media_only([p for p in files if p.is_file()], source)
+
+
+def list_file(path: Location, source: str) -> list[Location]:
+    paths = listed(path.read_text(encoding="utf-8"), path.parent)
+    if not paths:
+        raise SegedgeError(f"{source} lists no files")
+    return paths
+
+
+def media_only(files: list[Location], source: str) -> list[Location]:
+    media = [p for p in files if p.suffix.lower() in MEDIA_EXTENSIONS]
     if not media:
         raise SegedgeError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) or videos ({', '.join(VIDEO_EXTENSIONS)}) "
                            f"in {source}")
     return media
 
 
-def output_folder(source: str, output: str | None, effect: str) -> Path:
-    """-o, else beside the source: photos/ -> photos_blur/, list.txt -> list_blur/."""
+def output_folder(source: str, output: str | None, effect: str) -> Location:
+    """-o, else beside the source: photos/ -> photos_blur/, list.txt -> list_blur/ (URIs alike)."""
     if output:
-        target = Path(output)
+        target = Remote.from_uri(output) if is_uri(output) else Path(output)
+    elif is_uri(source):
+        target = remote_output_folder(Remote.from_uri(source), effect)
     elif Path(source).is_file():
         target = Path(source).with_name(f"{Path(source).stem}_{effect}")
     else:
@@ -121,11 +150,29 @@ def output_folder(source: str, output: str | None, effect: str) -> Path:
     return target
 
 
-def plan(inputs: list[Path], job: Job, summary: Summary) -> tuple[list[Path], list[tuple[Path, Path]]]:
+def remote_output_folder(source: Remote, effect: str) -> Remote:
+    """What output_folder picks beside a URI source: list.txt -> list_blur, photos -> photos_blur, photos/*.jpg ->
+    photos_blur (default_output's names)."""
+    if source.is_file():
+        return source.with_name(f"{source.stem}_{effect}")
+    base = source.parent if glob.has_magic(source.path) else source
+    return base.with_name(f"{base.name}_{effect}")
+
+
+def output_exists(target: Location):
+    """How plan() asks whether an output exists: each file of a local folder on its own (as ever); a remote folder
+    listed once, not one request per input."""
+    if not isinstance(target, Remote):
+        return lambda output: output.exists()
+    existing = {file.path for file in target.files()}
+    return lambda output: output.path in existing
+
+
+def plan(inputs: list[Location], job: Job, summary: Summary) -> tuple[list[Location], list[tuple[Location, Location]]]:
     """(images to segment, (video, output) pairs to segment); the rest go into summary.skipped with the reason:
     the output exists already (resume), another input has the same output name, or it is neither kind."""
     images, videos, claimed = [], [], {}
-    folder = job.image_folder()
+    folder, exists = job.image_folder(), output_exists(job.target)
     for path in inputs:
         suffix = path.suffix.lower()
         if suffix not in MEDIA_EXTENSIONS:
@@ -134,7 +181,7 @@ def plan(inputs: list[Path], job: Job, summary: Summary) -> tuple[list[Path], li
         output = folder.output(path) if suffix in IMAGE_EXTENSIONS else job.video_output(path)
         if output in claimed:
             summary.skipped[path] = f"same output name as {claimed[output]}"
-        elif output.exists():
+        elif exists(output):
             summary.skipped[path] = "output exists"
         else:
             claimed[output] = path
@@ -145,6 +192,15 @@ def plan(inputs: list[Path], job: Job, summary: Summary) -> tuple[list[Path], li
     return images, videos
 
 
+def as_row(path: Location) -> dict:
+    """An input as a Ray Data row: its filesystem's root ("" for a local path) and its path there."""
+    return {"root": path.root, "path": path.path} if isinstance(path, Remote) else {"root": "", "path": str(path)}
+
+
+def from_row(root: str, path: str) -> Location:
+    return Remote(root, path) if root else Path(path)
+
+
 class SegmentImages:
     """A Ray Data actor: one Segmenter for its life; each batch of image paths goes through the folder run's
     stream and sink. Returns each path with its error ("" when written)."""
@@ -153,12 +209,12 @@ class SegmentImages:
         self.job, self.segmenter = job, job.segmenter()
 
     def __call__(self, batch: dict) -> dict:
-        paths = [Path(p) for p in batch["path"]]
+        paths = [from_row(root, path) for root, path in zip(batch["root"], batch["path"], strict=True)]
         errors = self.segment(paths)
-        return {"path": [str(p) for p in paths], "error": [errors.get(p, "") for p in paths]}
+        return {**batch, "error": [errors.get(p, "") for p in paths]}
 
-    def segment(self, paths: list[Path]) -> dict[Path, str]:
-        images = Images(paths, skip_unreadable=True, keep_alpha=self.job.effect.name == "remove")
+    def segment(self, paths: list[Location]) -> dict[Location, str]:
+        images = AnyImages(paths, skip_unreadable=True, keep_alpha=self.job.effect.name == "remove")
         sink = self.job.image_folder()
         try:
             with images, sink:
@@ -175,13 +231,15 @@ class SegmentImages:
         return errors
 
 
-def segment_video(job: Job, source: Path, target: Path) -> str:
-    """A Ray task: one video, as `segedge run VIDEO` does it; its error in one line, "" when written."""
+def segment_video(job: Job, source: Location, target: Location) -> str:
+    """A Ray task: one video, as `segedge run VIDEO` does it (a remote one through local temp files); its error in
+    one line, "" when written."""
     from segedge.video import process_video
 
     try:
         effect = replace(job.effect, clean_edges=job.video_clean_edges)
-        process_video(job.segmenter(), source, target, effect, job.threshold, job.smooth, quiet=True)
+        with local_copy(source) as local_source, local_output(target) as local_target:
+            process_video(job.segmenter(), local_source, local_target, effect, job.threshold, job.smooth, quiet=True)
     except Exception as exc:  # reported per input, never lost
         return one_line(exc)
     return ""
@@ -191,7 +249,14 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     """Segment every image and video of `options.input` on Ray (`address`, or a local Ray started here) with
     `actors` model actors for the images; returns what was done, skipped (and why) and failed (and why)."""
     from segedge.backends import resolve_model
-    from segedge.ray_cluster import connected, cpus_per_worker, portable_engine, require_ray
+    from segedge.ray_cluster import (
+        connected,
+        cpus_per_worker,
+        gpus_per_worker,
+        portable_engine,
+        require_ray,
+        warn_if_short_of_gpus,
+    )
     from segedge.runtime import check_threshold
 
     require_ray("data")
@@ -215,43 +280,51 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     if not (images or videos):
         return summary
     job.target.mkdir(parents=True, exist_ok=True)
+    gpus = gpus_per_worker(options.engine, options.backend)
     with connected(address, options.quiet):
+        import ray
+
         cpus, threads = cpus_per_worker(actors, options.threads)
-        job = replace(job, threads=threads)
+        warn_if_short_of_gpus(actors if images else 1, gpus, ray.cluster_resources().get("GPU", 0.0))
+        # CPU threads only for a model on the CPU (a TensorRT engine refuses any)
+        job = replace(job, threads=options.threads if gpus else threads)
+        resources = {"num_cpus": cpus, "num_gpus": gpus}
         if images:
-            _segment_images(images, job, actors, cpus, summary, options.quiet)
+            _segment_images(images, job, actors, resources, summary, options.quiet)
         if videos:
-            _segment_videos(videos, job, cpus, summary, options.quiet)
+            _segment_videos(videos, job, resources, summary, options.quiet)
     return summary
 
 
-def _segment_images(images: list[Path], job: Job, actors: int, cpus: float, summary: Summary, quiet: bool) -> None:
+def _segment_images(images: list[Location], job: Job, actors: int, resources: dict, summary: Summary,
+                    quiet: bool) -> None:
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = not quiet
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # its "starting/finished execution" lines
     batch = max(1, min(MAX_BATCH, len(images) // (4 * actors)))  # at least 4 batches per actor to balance them
-    items = ray.data.from_items([{"path": str(path)} for path in images],
-                                override_num_blocks=math.ceil(len(images) / batch))
+    items = ray.data.from_items([as_row(path) for path in images], override_num_blocks=math.ceil(len(images) / batch))
     results = items.map_batches(SegmentImages, fn_constructor_kwargs={"job": job}, batch_size=batch,
-                                compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus)
+                                compute=ray.data.ActorPoolStrategy(size=actors), **resources)
     reported = set()
     try:
         for row in results.iter_rows():
-            summary.add(Path(row["path"]), row["error"])
-            reported.add(row["path"])
+            path = from_row(row["root"], row["path"])
+            summary.add(path, row["error"])
+            reported.add(path)
     except Exception as exc:  # Ray itself failed (e.g. an actor died): say which inputs it took
         for path in images:
-            if str(path) not in reported:
+            if path not in reported:
                 summary.add(path, f"Ray Data: {one_line(exc)}")
 
 
-def _segment_videos(videos: list[tuple[Path, Path]], job: Job, cpus: float, summary: Summary, quiet: bool) -> None:
+def _segment_videos(videos: list[tuple[Location, Location]], job: Job, resources: dict, summary: Summary,
+                    quiet: bool) -> None:
     import ray
     from tqdm import tqdm
 
-    task = ray.remote(segment_video).options(num_cpus=cpus, max_retries=0)
+    task = ray.remote(segment_video).options(max_retries=0, **resources)
     pending = {task.remote(job, source, target): source for source, target in videos}
     with tqdm(total=len(videos), unit="video", disable=quiet) as bar:
         while pending:

@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from segedge.errors import SegedgeError, missing_extra
+from segedge.model_files import is_format
+
+log = logging.getLogger("segedge")
 
 # the module each part of Ray needs beside ray itself (ray[data] brings pyarrow, ray[serve] aiohttp)
 PARTS = {"data": "pyarrow", "serve": "aiohttp"}
@@ -75,3 +78,19 @@ def cpus_per_worker(workers: int, threads: int | None) -> tuple[float, int]:
     share = total / workers
     count = threads or max(1, int(min(share, largest_node)))
     return min(float(count), share, largest_node), count
+
+
+def gpus_per_worker(engine: str | None, backend: str) -> int:
+    """GPUs Ray reserves for each model worker: one when its model runs on a GPU (--backend cuda or tensorrt, or a
+    TensorRT engine), else none. Ray shows a worker only the GPUs it reserved (CUDA_VISIBLE_DEVICES), so a GPU
+    model in a worker that reserved none would find no GPU; with one, workers never share a GPU."""
+    return int(backend in ("cuda", "tensorrt") or (engine is not None and is_format(engine, "tensorrt")))
+
+
+def warn_if_short_of_gpus(workers: int, gpus: int, available: float) -> bool:
+    """Ray makes workers wait, without a word, until their GPUs exist: say so when the cluster has fewer now."""
+    short = gpus > 0 and available < workers * gpus
+    if short:
+        log.warning("WARNING: %d model worker(s) take a GPU each and the Ray cluster has %g now: they wait until it "
+                    "has them (an autoscaler may add GPU nodes; Ctrl-C to stop)", workers, available)
+    return short

@@ -14,12 +14,15 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from helpers import segedge_in_process
+from helpers import assert_one_line_error, segedge_in_process
 
 pytest.importorskip("ray.data")
 pytest.importorskip("ray.serve")
 pytest.importorskip("fastapi")
 
+from segedge.ray_batch import list_inputs, output_folder  # noqa: E402
+from segedge.ray_cluster import gpus_per_worker, warn_if_short_of_gpus  # noqa: E402
+from segedge.remote import Remote  # noqa: E402
 from segedge.serve.local import local_server  # noqa: E402
 
 PHOTOS = 6
@@ -69,6 +72,89 @@ def test_ray_run_matches_plain_run_keeps_going_past_a_bad_file_and_resumes(ray_a
     assert filecmp.cmp(plain / names[0], on_ray / names[0], shallow=False)
 
 
+def test_ray_run_reads_and_writes_through_pyarrow_uris_like_the_plain_run(ray_address, photos, tmp_path):
+    """file:// goes the way of s3:// and gs:// (pyarrow.fs): a list file URI naming photos by relative path and by
+    URI, -o a URI; the same bytes as a plain run, a corrupt photo fails alone, a rerun resumes."""
+    names = sorted(p.name for p in photos.iterdir() if p.name != "broken.jpg")[:2]  # two are enough, and quick
+    listing, out, plain = tmp_path / "inputs.txt", tmp_path / "out", tmp_path / "plain"
+    listing.write_text(f"photos/{names[0]}\nphotos/broken.jpg\n{(photos / names[1]).as_uri()}\n")
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in names:
+        shutil.copy(photos / name, two / name)
+    assert segedge_in_process("run", two, "-o", plain, "--quiet").returncode == 0
+
+    first = segedge_in_process("run", listing.as_uri(), "--ray", "-o", out.as_uri(), "--quiet")
+    assert first.returncode == 1, first.stderr
+    assert f"2 done, 0 skipped, 1 failed -> {out.as_uri()}" in first.stdout, first.stdout + first.stderr
+    assert f"failed: {(photos / 'broken.jpg').as_uri()}: cannot decode image" in first.stderr
+    assert "Traceback" not in first.stderr
+    assert sorted(p.name for p in out.iterdir()) == names  # no temp files left beside them
+    _, mismatch, errors = filecmp.cmpfiles(plain, out, names, shallow=False)
+    assert not mismatch and not errors, (mismatch, errors)
+
+    (out / names[1]).unlink()
+    again = segedge_in_process("run", listing.as_uri(), "--ray", "-o", out.as_uri(), "--quiet")
+    assert "1 done, 1 skipped, 1 failed" in again.stdout, again.stdout + again.stderr
+    assert filecmp.cmp(plain / names[1], out / names[1], shallow=False)
+
+
+def test_uri_sources_list_like_local_ones(photos, tmp_path):
+    """A folder, a glob and a list file given as URIs list what their local paths list, and the default output
+    lies beside them under the same name."""
+    for local in (photos, photos / "*.jpg"):
+        uri = f"file://{local}"
+        assert [str(p) for p in list_inputs(uri)] == [p.as_uri() for p in list_inputs(str(local))]
+        assert str(output_folder(uri, None, "mask")) == (tmp_path / "photos_mask").as_uri()
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("# a comment\n\nphotos/broken.jpg\nfile:///elsewhere/clip.mp4\n")
+    assert [str(p) for p in list_inputs(listing.as_uri())] == [(photos / "broken.jpg").as_uri(),
+                                                                "file:///elsewhere/clip.mp4"]
+    assert str(output_folder(listing.as_uri(), None, "blur")) == (tmp_path / "inputs_blur").as_uri()
+
+
+def test_remote_write_is_atomic(tmp_path):
+    target = Remote.from_uri((tmp_path / "out.png").as_uri())
+    target.write_atomic(lambda stream: stream.write(b"done"))
+    assert (tmp_path / "out.png").read_bytes() == b"done"
+
+    def fail_halfway(stream):
+        stream.write(b"half")
+        raise RuntimeError("the connection dropped")
+
+    with pytest.raises(RuntimeError):
+        target.write_atomic(fail_halfway)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # the old file untouched, no temp file left
+    assert (tmp_path / "out.png").read_bytes() == b"done"
+
+
+@pytest.mark.parametrize("source, output, says", [
+    ("nosuch://bucket/photos", None, "Unrecognized filesystem type"),
+    ("{photos}", "nosuch://bucket/out", "Unrecognized filesystem type"),
+    ("hdfs://namenode:8020/photos", None, "cannot open the filesystem of hdfs://namenode:8020"),
+    ("file:///tmp/*/photos/*.jpg", None, "wildcards may stand in the file name only"),
+])
+def test_bad_uris_are_one_line_errors(photos, source, output, says):
+    """Found before Ray starts: an unknown scheme, a filesystem whose library is missing (no libhdfs here)."""
+    args = ["run", source.format(photos=photos), "--ray", "--quiet"] + (["-o", output] if output else [])
+    assert_one_line_error(segedge_in_process(*args), says)
+
+
+@pytest.mark.parametrize("engine, backend, gpus", [
+    (None, "auto", 0), ("default", "cpu", 0), ("model.onnx", "auto", 0), ("model.pth", "auto", 0),
+    (None, "cuda", 1), ("model.onnx", "tensorrt", 1), ("model.pth", "cuda", 1), ("model.trt", "auto", 1),
+    ("/models/model.engine", "auto", 1), ("model.plan", "tensorrt", 1),
+])
+def test_actors_reserve_a_gpu_when_their_model_runs_on_one(engine, backend, gpus):
+    assert gpus_per_worker(engine, backend) == gpus
+
+
+def test_too_few_gpus_for_the_actors_is_said(caplog):
+    assert warn_if_short_of_gpus(2, 1, available=1.0)
+    assert "wait until it has them" in caplog.text
+    assert not warn_if_short_of_gpus(2, 1, available=2.0) and not warn_if_short_of_gpus(4, 0, available=0.0)
+
+
 def test_ray_serve_answers_with_the_person_masked(ray_address, people):
     photo = sorted((people / "val-portraits" / "images").iterdir())[0].read_bytes()
     with local_server("--ray", "--address", ray_address, "--workers", "1", timeout=90) as url:
@@ -84,8 +170,10 @@ def test_ray_serve_answers_with_the_person_masked(ray_address, people):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make test videos")
-def test_ray_run_of_a_list_with_videos_matches_plain_runs(ray_address, people, tmp_path):
-    """A text file listing a photo and two videos (one task each): the same files as `segedge run` makes of each."""
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_ray_run_of_a_list_with_videos_matches_plain_runs(ray_address, people, tmp_path, as_uri):
+    """A text file listing a photo and two videos (one task each): the same files as `segedge run` makes of each;
+    given as a URI, the videos go through local temp copies and the outputs beside the list are URIs too."""
     from helpers import make_video
 
     photo = shutil.copy(sorted((people / "val-portraits" / "images").iterdir())[0], tmp_path / "photo.jpg")
@@ -97,7 +185,7 @@ def test_ray_run_of_a_list_with_videos_matches_plain_runs(ray_address, people, t
     for source in (photo, *videos):
         assert segedge_in_process("run", source, "-o", plain, "--quiet").returncode == 0
 
-    result = segedge_in_process("run", listing, "--ray", "--quiet")
+    result = segedge_in_process("run", listing.as_uri() if as_uri else listing, "--ray", "--quiet")
     on_ray = tmp_path / "inputs_blur"
     assert "3 done, 0 skipped, 1 failed" in result.stdout, result.stdout + result.stderr
     assert "missing.mp4" in result.stderr

@@ -19,7 +19,8 @@ EXAMPLES = """Examples:\n\n
   segedge run 0 --camera-size 1280x720 --camera-fps 30 --virtual-cam --preview   # video calls\n\n
   segedge run clip.mp4 --live --preview                   # a file played as a camera\n\n
   segedge run photos/ --ray --actors 4 -o out/            # Ray Data on a local Ray (pip install 'segedge[ray]')\n\n
-  segedge run list.txt --ray --address auto -o /shared/out/   # an existing cluster; rerun to resume
+  segedge run list.txt --ray --address auto -o /shared/out/   # an existing cluster; rerun to resume\n\n
+  segedge run s3://bucket/photos/ --ray --backend cuda -o s3://bucket/out/   # any pyarrow URI; a GPU per actor
 """
 
 
@@ -59,7 +60,8 @@ def command(
                                                     "(faster; lags fast motion). Default: 2 for live sources, 1 for "
                                                     "files.")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run on Ray: images through Ray Data actors, videos one per "
-                                      "task; INPUT may also be a text file listing paths. Skips outputs that "
+                                      "task; INPUT may also be a text file listing paths, and INPUT, the listed "
+                                      "paths and -o may be URIs (s3://, gs://, hdfs://, file://). Skips outputs that "
                                       "exist (rerun to resume); exit code 1 if any input failed.")] = False,
     address: Annotated[str | None, typer.Option(help="With --ray: the cluster (auto, HOST:PORT or "
                                                 "ray://HOST:PORT); default: a local Ray started for this run.")]

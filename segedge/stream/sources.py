@@ -80,7 +80,7 @@ class Images(Source):
     def __iter__(self) -> Iterator[Frame]:
         for path in self.paths:
             try:
-                rgb = read_image(path)
+                rgb, alpha = self.read(path)
             except SegedgeError as exc:
                 if not self.skip_unreadable:
                     raise
@@ -88,11 +88,15 @@ class Images(Source):
                 self.failed.append(path)
                 self.errors[path] = str(exc)
                 continue
-            yield Frame(rgb, path=path, alpha=self._alpha(path, rgb) if self.keep_alpha else None)
+            yield Frame(rgb, path=path, alpha=alpha)
+
+    def read(self, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """The image's RGB and, with keep_alpha, its own transparency (a subclass may read from elsewhere)."""
+        rgb = read_image(path)
+        return rgb, self.fitting_alpha(path, rgb, read_alpha(path)) if self.keep_alpha else None
 
     @staticmethod
-    def _alpha(path: Path, rgb: np.ndarray) -> np.ndarray | None:
-        alpha = read_alpha(path)
+    def fitting_alpha(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray | None:
         if alpha is not None and alpha.shape != rgb.shape[:2]:  # EXIF turned the colours, not the alpha (read raw)
             log.warning("WARNING: %s: its own transparency is left out (the EXIF orientation turned the image)", path)
             return None
