@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=result_path("model_every"))
     args = parser.parse_args()
     width, height = (int(side) for side in args.size.split("x"))
-    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in read_frames(args.video, args.frames)]
+    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+              for f in read_frames(args.video, args.frames)]
     before = load_average()
     results = {engine: measure(engine, frames) for engine in args.engine or ["default"]}
     write_result(args.out, {"machine": machine_info(), "video": args.video.name, "size": args.size,

@@ -12,7 +12,7 @@ import time
 
 from ray import serve
 
-from segedge.ray_cluster import connected, cpus_per_worker, portable_engine
+from segedge.ray_cluster import connected, cpus_per_worker, gpus_per_worker, portable_engine
 from segedge.serve.app import Settings, create_app
 
 APP_NAME = "segedge"
@@ -38,7 +38,9 @@ def serve_on_ray(settings: Settings, host: str, port: int, workers: int, address
         cpus, threads = cpus_per_worker(workers, settings.threads)
         serve.start(http_options={"host": host, "port": port})
         deployment = serve.deployment(SegedgeReplica, name=APP_NAME, num_replicas=workers,
-                                      ray_actor_options={"num_cpus": cpus}, max_queued_requests=max_in_flight)
+                                      ray_actor_options={"num_cpus": cpus,  # a TensorRT engine: a GPU each
+                                                         "num_gpus": gpus_per_worker(settings.engine, "auto")},
+                                      max_queued_requests=max_in_flight)
         try:
             replica = Settings(portable_engine(settings.engine), settings.token, threads, settings.limits)
             serve.run(deployment.bind(replica), name=APP_NAME, route_prefix="/")
