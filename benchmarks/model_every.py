@@ -2,8 +2,12 @@
 flow to each frame the model skips), against the model on every frame, on real footage.
 
     apt-get install -y opencv-doc     # vtest.avi: a fixed camera, people walking (768x576, 10 frames/s)
-    .venv/bin/python benchmarks/model_every.py --engine default --engine fast \
-        /usr/share/doc/opencv-doc/examples/data/vtest.avi      # -> benchmarks/results/model_every_<cpu>.json/.md
+    D=/usr/share/doc/opencv-doc/examples/data
+    .venv/bin/python benchmarks/model_every.py --frames 90 --size 1280x720 --engine default --engine fast \
+        --out benchmarks/results/model_every_vtest_amd-epyc-avx2.json $D/vtest.avi
+    # Megamind.avi (same package): 24 frames/s head-and-shoulders close-ups, the video-call case
+    .venv/bin/python benchmarks/model_every.py --frames 150 --size 960x704 --engine default --engine fast \
+        --out benchmarks/results/model_every_megamind_amd-epyc-avx2.json $D/Megamind.avi
 
 Every path runs the real `stream()` loop as `segedge run` does on a video (refinement at 640x360's pixels, motion-
 aware smoothing 0.5), effect `mask`. Figures per path, against the every-frame path: mask IoU per frame (mean and
