@@ -120,8 +120,8 @@ def clean_edges_for(options: RunOptions, kind: str) -> bool:
 
 
 LIVE_MODEL_EVERY = 2  # a live source's model rate when none is given: 17.0 -> 26.2 frames/s at 720p, latency
-# p50 76 -> 47 ms (medians), and on 24 frames/s head-and-shoulders footage it lags about as far as the temporal smoothing does
-# (benchmarks/results/live_pipeline.md)
+# p50 76 -> 47 ms (medians), and on 24 frames/s head-and-shoulders footage it lags about as far as the temporal
+# smoothing does (benchmarks/results/live_pipeline.md)
 
 
 def model_every_for(options: RunOptions, live: bool) -> int:
