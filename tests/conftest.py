@@ -14,6 +14,19 @@ REPO = Path(__file__).resolve().parent.parent
 PEOPLE = REPO.parent / "shared" / "data" / "people"
 
 
+# Module fixtures that cost seconds to build (a Ray runtime, a briefly trained model, a bench run): their tests run
+# first, in this order. pytest-xdist's worksteal hands each worker a contiguous share of the list and steals from
+# the ends, so they stay together on the first worker and each fixture is built once, not once per worker.
+COSTLY_FIXTURES = ("ray_address", "trained", "bench_run")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        return next((i for i, name in enumerate(COSTLY_FIXTURES) if name in item.fixturenames), len(COSTLY_FIXTURES))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def pytest_configure(config):
     import cv2
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from helpers import segedge_in_process
 
 from segedge.errors import SegedgeError
 from segedge.spec import ModelSpec
 
 trt_export = pytest.importorskip("segedge.export.tensorrt", reason="export extra (torch, onnx) not installed")
 
-SEGEDGE = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "segedge"
 HAS_TENSORRT = trt_export.tensorrt_module() is not None
 HAS_TRTEXEC = shutil.which("trtexec") is not None
 
@@ -89,8 +87,7 @@ def test_without_tensorrt_the_builder_choice_is_one_actionable_line(tmp_path):
 def test_cli_trt_writes_the_onnx_then_says_what_is_missing(tiny_checkpoint, tmp_path):
     checkpoint = tmp_path / "tiny.pth"
     checkpoint.write_bytes(tiny_checkpoint.read_bytes())
-    result = subprocess.run([str(SEGEDGE), "export", str(checkpoint), "--format", "trt"], capture_output=True,
-                            text=True, timeout=300)
+    result = segedge_in_process("export", checkpoint, "--format", "trt")  # the export's one-line error, no new torch
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         f"segedge: error: cannot build {tmp_path / 'tiny.trt'}: {trt_export.INSTALL_HINT}"]

@@ -132,6 +132,7 @@ def test_extra_val_folders_add_to_data_val(tiny_data, tmp_path):
     assert [f.name for f in folders] == ["val", "val-portraits"]
 
 
+@pytest.mark.slow  # two processes each importing torch: ~18 s of the default run; `make test-all` runs it
 def test_torchrun_distributed_training_on_cpu(tiny_data, tmp_path):
     """Two processes through torchrun (gloo on CPU): DistributedSampler splits the data, rank 0 alone writes."""
     out = tmp_path / "ddp"
