@@ -200,3 +200,18 @@ def frame_hashes(video) -> list[str]:
     result = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-f", "framemd5", "-"], capture_output=True,
                             text=True, check=True)
     return [line for line in result.stdout.splitlines() if not line.startswith("#")]
+
+
+@pytest.mark.slow  # starts Ray Serve's controller and proxy: ~10 s
+def test_ray_serve_on_a_port_in_use_is_a_one_line_error(ray_address):
+    import socket
+
+    from helpers import SEGEDGE
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([*SEGEDGE, "serve", "--ray", "--address", ray_address, "--port", str(port)],
+                                capture_output=True, text=True, timeout=180)
+    assert_one_line_error(result, f"Ray Serve did not start on 127.0.0.1:{port}")

@@ -12,6 +12,7 @@ import time
 
 from ray import serve
 
+from segedge.errors import SegedgeError
 from segedge.ray_cluster import connected, cpus_per_worker, gpus_per_worker, portable_engine
 from segedge.serve.app import Settings, create_app
 
@@ -30,13 +31,26 @@ class SegedgeReplica:
         return create_app(self.settings)
 
 
+def start_serve(host: str, port: int) -> None:
+    """Ray Serve's controller and HTTP proxy; one line, not Ray's traceback, when they do not come up (a proxy
+    that is not ready within Ray's timeout is killed: seen on a 2-core machine busy with other work)."""
+    from ray.exceptions import RayError
+
+    try:
+        serve.start(http_options={"host": host, "port": port})
+    except RayError as exc:
+        lines = str(exc).strip().splitlines()  # Ray's last line holds the cause ("...Error: address in use")
+        reason = lines[-1].strip() if lines else type(exc).__name__
+        raise SegedgeError(f"Ray Serve did not start on {host}:{port}: {reason}") from None
+
+
 def serve_on_ray(settings: Settings, host: str, port: int, workers: int, address: str | None,
                  max_in_flight: int) -> None:
     """Deploy `workers` replicas behind Ray's HTTP proxy on host:port and serve until Ctrl-C or SIGTERM; then the
     app is deleted (and a local Ray started here stopped). Requests queued past `max_in_flight` get 503."""
     with connected(address) as local:
         cpus, threads = cpus_per_worker(workers, settings.threads)
-        serve.start(http_options={"host": host, "port": port})
+        start_serve(host, port)
         deployment = serve.deployment(SegedgeReplica, name=APP_NAME, num_replicas=workers,
                                       ray_actor_options={"num_cpus": cpus,  # a TensorRT engine: a GPU each
                                                          "num_gpus": gpus_per_worker(settings.engine, "auto")},
