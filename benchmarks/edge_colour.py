@@ -21,7 +21,6 @@ The crop: the model's own matte on one image, replaced onto a saturated colour w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,6 +30,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # recording.py beside this script
+
+from recording import print_json  # noqa: E402
 
 from segedge.bench.timing import machine_info  # noqa: E402
 from segedge.effects import alpha_to_uint8, cover, remove_background, replace_background  # noqa: E402
@@ -151,10 +153,7 @@ def main() -> None:
     if args.crop:
         edge_crop(read_image(pairs[min(1, len(pairs) - 1)][0]), segmenter, args.crop)
         payload["crop"] = args.crop.name
-    text = json.dumps(payload, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_json(payload, args.out)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # recording.py beside this script
+
+from recording import print_json  # noqa: E402
 
 from segedge.cpu import cpu_model, isa_flags  # noqa: E402  (numpy and opencv only, like segedge.refine)
 from segedge.refine import TemporalSmoother, upsample_mask  # noqa: E402
@@ -89,7 +92,6 @@ class MediaPipe:
     upsampling as `segedge eval` refines segedge's own models (the `_guided` scores there)."""
 
     def __init__(self, threads: int | None):
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from mediapipe_compare import load_model, model_bytes, predict
 
         self.interpreter, self.predict = load_model(model_bytes(None)[0], threads or 2), predict
@@ -138,10 +140,7 @@ def main() -> None:
               "models": {engine: measure(engine, frames, still, args.threads) for engine in engines}}
     if args.out and args.out.exists():  # rows of another run (the other environment) are kept
         report["models"] = json.loads(args.out.read_text())["models"] | report["models"]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_json(report, args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import sys
@@ -39,6 +38,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # segedge.refine from this checkout (numpy + cv2)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # recording.py beside this script
+
+from recording import print_json  # noqa: E402
+
 MODEL_IN_WHEEL = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
 
 
@@ -125,10 +128,7 @@ def main() -> None:
     payload = {"model": f"MediaPipe selfie segmentation (general, 256x256) from {source}",
                "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "threads": args.threads},
                "results": results}
-    text = json.dumps(payload, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_json(payload, args.out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from segedge.cpu import cpu_slug
 
@@ -27,3 +28,11 @@ def write_result(out: Path, result: dict, markdown: Callable[[dict], str]) -> No
     table = markdown(result)
     out.with_suffix(".md").write_text(table)
     print(table)
+
+
+def print_json(payload: Any, out: Path | None) -> None:
+    """Print the result as JSON, and write it to OUT when given."""
+    text = json.dumps(payload, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
