@@ -7,3 +7,9 @@ class SegedgeError(Exception):
 
 def missing_extra(package: str, extra: str) -> SegedgeError:
     return SegedgeError(f"{package} is not installed; install it with: pip install 'segedge[{extra}]'")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line for a one-line error: its first line, else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from segedge.errors import SegedgeError, missing_extra
+from segedge.errors import SegedgeError, first_line, missing_extra
 from segedge.model_files import is_format
 
 log = logging.getLogger("segedge")
@@ -49,8 +49,7 @@ def connected(address: str | None, quiet: bool = False) -> Iterator[bool]:
         ray.init(address="local" if local else address, include_dashboard=False if local else None,
                  logging_level=logging.WARNING, log_to_driver=not quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SegedgeError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
+        raise SegedgeError(f"cannot connect to the Ray cluster at {address}: {first_line(exc)}") from None
     if on_sigterm is not None:  # Ray's core worker put in a handler that kills the process on the spot: SIGTERM
         signal.signal(signal.SIGTERM, on_sigterm)  # unwinds like Ctrl-C again, so the finally blocks clean up
     try:

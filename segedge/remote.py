@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
-from segedge.errors import SegedgeError
+from segedge.errors import SegedgeError, first_line
 from segedge.media import decode_alpha, decode_image, image_file_bytes, temp_path
 from segedge.stream import ImageFolder, Images
 
@@ -33,11 +33,6 @@ CHUNK = 1 << 20  # bytes per copy step when staging a video
 
 def is_uri(text: str) -> bool:
     return bool(URI.match(str(text)))
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @functools.cache
