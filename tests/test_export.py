@@ -40,7 +40,7 @@ def save_model(path: Path, model, spec: ModelSpec) -> Path:
     return path
 
 
-def fit_a_few_steps(model, images: list[np.ndarray], masks: list[np.ndarray], spec: ModelSpec, steps: int = 30):
+def fit_a_few_steps(model, images: list[np.ndarray], masks: list[np.ndarray], spec: ModelSpec, steps: int = 15):
     """A random-init model predicts a flat mask; a few steps on real pairs make its masks (and their
     disagreements at reduced precision) meaningful."""
     import cv2
