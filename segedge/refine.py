@@ -22,11 +22,12 @@ def _box(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def _gray8(frame_rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+def _gray8(frame_rgb: np.ndarray, size: tuple[int, int] | None = None,
+           interpolation: int = cv2.INTER_AREA) -> np.ndarray:
     """8-bit luminance, at `size` (width, height) if given."""
     gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
     if size is not None and size != gray.shape[::-1]:
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        gray = cv2.resize(gray, size, interpolation=interpolation)
     return gray
 
 
@@ -139,7 +140,7 @@ class MotionCompensation:
         scale = min(1.0, FLOW_SIDE / max(shape))
         size = (max(MIN_FLOW_SIDE, round(shape[1] * scale)), max(MIN_FLOW_SIDE, round(shape[0] * scale)))
         # INTER_LINEAR: INTER_AREA to a non-integer ratio costs ~4 ms at 720p; the flow tolerates the aliasing
-        return cv2.resize(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_LINEAR)
+        return _gray8(frame_rgb, size, cv2.INTER_LINEAR)
 
     def keyframe(self, frame_rgb: np.ndarray, prob: np.ndarray) -> None:
         """The frame the model just saw, with its probabilities."""
