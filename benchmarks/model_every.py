@@ -32,6 +32,7 @@ from flicker import figures, read_frames, still_masks  # noqa: E402
 from recording import load_average, result_path, write_result  # noqa: E402
 
 from segedge.bench import machine_info  # noqa: E402
+from segedge.metrics import mask_metrics  # noqa: E402
 from segedge.runtime import Segmenter  # noqa: E402
 from segedge.stream.loop import VIDEO, Speed, Stats, stream  # noqa: E402
 from segedge.stream.sinks import Sink  # noqa: E402
@@ -65,12 +66,8 @@ def run_path(segmenter, frames: list[np.ndarray], speed: Speed) -> tuple[list[np
 
 
 def against(result: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
-    ious, differing = [], []
-    for ours, theirs in zip(result, reference, strict=True):
-        a, b = ours >= 0.5, theirs >= 0.5
-        union = (a | b).sum()
-        ious.append((a & b).sum() / union if union else 1.0)
-        differing.append((a != b).mean())
+    scores = [mask_metrics(ours >= 0.5, theirs >= 0.5) for ours, theirs in zip(result, reference, strict=True)]
+    ious, differing = [s["iou"] for s in scores], [1 - s["pixel_accuracy"] for s in scores]
     return {"iou_mean": round(float(np.mean(ious)), 4), "iou_min": round(float(np.min(ious)), 4),
             "pixels_differing": round(float(np.mean(differing)), 5)}
 
