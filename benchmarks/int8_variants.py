@@ -2,10 +2,10 @@
 
 Variants: full-range int8 weights on onnxruntime's fast u8s8 kernels (which saturate on x86 without VNNI), the same
 file with the session's exact u8u8 kernels (`session.x64quantprecision`), 7-bit weights (reduce_range) on every layer,
-and what segedge ships: 7-bit weights with the stride <= 4 backbone layers in FP32. Agreement is the mean per-image
-mask IoU against the FP32 file over every image of each val folder; latency is batch 1, 2 threads, the variants taking
-turns in blocks of 10 calls. For `fast` (MobileNetV2 cut at stride 16, whose low-level features come from stride 8)
-it also tries keeping every stride <= 8 layer in FP32. Writes benchmarks/results/int8_cpu_<cpu>.json (default) or
+7-bit weights with the stride <= 4 backbone layers in FP32, `segedge export`'s choice (those and the output layers in
+FP32), and the shipped file (that export after quantisation-aware fine-tuning, training/qat.py). Agreement is the
+mean per-image mask IoU against the FP32 file over every image of each val folder; latency is batch 1, 2 threads, the
+variants taking turns in blocks of 10 calls. Writes benchmarks/results/int8_cpu_<cpu>.json (default) or
 int8_<model>_<cpu>.json.
 
     .venv/bin/python benchmarks/int8_variants.py [--model fast] [--rounds 12]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from segedge.export.images import CALIB_IMAGES, image_files, sample
-from segedge.export.precision import MOBILENET_V2_STRIDE4, to_int8
+from segedge.export.precision import FP32_NODE_PREFIXES, OUTPUT_LAYERS, to_int8
 
 from segedge.backends import resolve_model
 from segedge.backends.onnxruntime import open_session, spec_from_session
@@ -42,18 +42,19 @@ FOLDERS = ("val", "val-portraits", "val-scenes")
 def make_variants(model: Path, work: Path) -> dict[str, tuple[Path, bool]]:
     """name -> (ONNX file, exact u8u8 kernels)."""
     calib = sample(image_files(PEOPLE / "train"), CALIB_IMAGES)
+    kept = FP32_NODE_PREFIXES[read_spec(model).backbone]
+    high_resolution = tuple(prefix for prefix in kept if prefix not in OUTPUT_LAYERS)
     full = to_int8(model, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=()).path
     seven_bit = to_int8(model, work / "rr.onnx", calib, fp32_prefixes=()).path
+    stride4 = to_int8(model, work / "s4.onnx", calib, fp32_prefixes=high_resolution).path
+    exported = to_int8(model, work / "export.onnx", calib).path
     variants = {"fp32": (model, False), "int8 full-range, u8s8": (full, False),
-                "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False)}
-    if read_spec(model).backbone == "mobilenet_v2_s16":  # its /backbone/low/ reaches stride 8
-        stride4 = to_int8(model, work / "s4.onnx", calib, fp32_prefixes=MOBILENET_V2_STRIDE4).path
-        stride8 = to_int8(model, work / "s8.onnx", calib, fp32_prefixes=("/backbone/low/",)).path
-        variants |= {"int8 7-bit, stride <= 4 FP32": (stride4, False),
-                     "int8 7-bit, stride <= 8 FP32": (stride8, False)}
+                "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False),
+                "int8 7-bit, stride <= 4 FP32": (stride4, False),
+                "int8 7-bit, stride <= 4 and output FP32 (export)": (exported, False)}
     shipped = model.with_name(model.name.replace(".onnx", ".int8.onnx"))
     if shipped.is_file():
-        variants["int8 7-bit, low-level FP32 (shipped)"] = (shipped, False)
+        variants["shipped: export + quantisation-aware fine-tune"] = (shipped, False)
     return variants
 
 
@@ -64,9 +65,10 @@ def agreement(sessions: dict, spec: ModelSpec) -> dict[str, dict[str, float]]:
         ious = {variant: [] for variant in scores}
         for path in image_files(PEOPLE / folder):
             x = to_model_input(read_image(path), spec)
-            reference = sessions["fp32"].run(None, {name: x})[0] > 0
+            reference = sessions["fp32"].run(None, {name: x})[0][0, 0] > 0
             for variant in ious:
-                ious[variant].append(mask_metrics(sessions[variant].run(None, {name: x})[0] > 0, reference)["iou"])
+                mask = sessions[variant].run(None, {name: x})[0][0, 0] > 0
+                ious[variant].append(mask_metrics(mask, reference)["iou"])
         for variant, values in ious.items():
             scores[variant][folder] = round(float(np.mean(values)), 4)
     return scores

@@ -1,112 +1,193 @@
-"""Quantisation-aware fine-tuning of a shipped model, so its onnxruntime INT8 file agrees with its FP32 file.
+"""Quantisation-aware fine-tuning of an INT8 file itself, so onnxruntime's INT8 masks agree with the FP32 file's.
 
-Post-training quantisation plateaus at ~0.97 mask agreement on val-scenes (benchmarks/results/int8_cpu.md). Here the
-network sees, while it trains, the rounding onnxruntime's CPU INT8 file will apply: every convolution that
-export/precision.py quantises gets its input fake-quantised to uint8 per tensor (range fixed by MinMax calibration on
-the same images as the export's) and its BN-folded weights to 7-bit symmetric per-channel (reduce_range, as shipped).
-The student is trained towards the FP32 model's own logits (BCE to its probabilities + MSE on logits), so the FP32
-file stays the reference and only the weights handed to the INT8 export change. BatchNorms are folded into the convs
-and left as identities, so the result is an ordinary checkpoint for `segedge export --precision int8`.
+Post-training quantisation plateaus at ~0.97 mask agreement on val-scenes (benchmarks/results/int8_cpu.md), and a
+PyTorch model with fake-quantised convs did not help: it rounded at other tensors than onnxruntime does. Here the
+Q/DQ ONNX file that `segedge export --precision int8` wrote is run as a PyTorch module, node by node: every
+QuantizeLinear/DequantizeLinear pair is a fake quantisation with the file's own scale and zero point (conv outputs,
+Add, Concat, Resize, the logits), and every weight is a trainable float rounded to the file's int8 grid on the way
+in (straight-through gradients). The module is trained towards the FP32 file's logits on training images, then its
+weights are rounded into the same file: activation scales, zero points and layout are untouched, so what trained is
+exactly what onnxruntime runs, up to its integer requantisation.
 
-    python -m segedge.training.qat default -o runs/qat/default-qat.pth --data ../shared/data/people/train --steps 600
+    python -m segedge.training.qat default.onnx default.int8.onnx -o runs/qat/default.int8.onnx \\
+        --data ../shared/data/people/train --steps 2000
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import random
-from itertools import islice, pairwise
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 import torch.nn.functional as F
-from segedge.export.images import CALIB_IMAGES, image_files, sample
-from segedge.export.precision import FP32_NODE_PREFIXES
-from segedge.training.checkpoint import load_model
+from onnx import numpy_helper
+from segedge.export.images import image_files
+from segedge.export.precision import save_with_precision
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from segedge.backends.onnxruntime import open_session
 from segedge.media import read_image
+from segedge.model_files import embedded_spec
 from segedge.preprocess import to_model_input
 
 log = logging.getLogger("segedge.qat")
-WEIGHT_QMAX = 64  # onnxruntime's symmetric int8 range with reduce_range: [-64, 64]
 
 
-class FakeQuantConv(nn.Module):
-    """A conv whose input and weights are rounded as onnxruntime's QLinearConv will round them."""
+def round_through(x: torch.Tensor) -> torch.Tensor:
+    """Round to nearest even (as QuantizeLinear does) with the gradient of the identity."""
+    return x + (torch.round(x) - x).detach()
 
-    def __init__(self, conv: nn.Conv2d):
+
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """QuantizeLinear then DequantizeLinear; gradients pass inside [low, high] and stop where the range clips."""
+    return (torch.clamp(round_through(x / scale) + zero_point, low, high) - zero_point) * scale
+
+
+def _broadcast(values: np.ndarray, axis: int, ndim: int) -> torch.Tensor:
+    """A per-channel scale or zero point shaped to broadcast along `axis` of an ndim tensor."""
+    tensor = torch.from_numpy(values.astype(np.float32))
+    if tensor.ndim == 1 and ndim > 1:
+        shape = [1] * ndim
+        shape[axis] = -1
+        tensor = tensor.reshape(shape)
+    return tensor
+
+
+class QdqGraph(nn.Module):
+    """A Q/DQ ONNX graph (the op set segedge's INT8 exports use) as a differentiable module.
+
+    Trainable: every quantised weight and bias (DequantizeLinear of an int8/int32 initializer) and every float conv
+    weight and bias of the layers kept in FP32. Fixed: every activation scale and zero point.
+    """
+
+    def __init__(self, model: onnx.ModelProto):
         super().__init__()
-        self.conv = conv
-        self.register_buffer("low", torch.tensor(0.0))
-        self.register_buffer("high", torch.tensor(0.0))
-        self.calibrating = True
+        self.nodes = list(model.graph.node)
+        self.input_name = model.graph.input[0].name
+        self.output_name = model.graph.output[0].name
+        arrays = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+        conv_params = {name for node in self.nodes if node.op_type == "Conv" for name in node.input[1:]}
+        self.weights = nn.ParameterDict()
+        self.param_keys: dict[str, str] = {}  # initializer name -> ParameterDict key (dots are not allowed there)
+        self.grids: dict[str, tuple] = {}  # quantised initializer -> (scale, zero point, low, high, dtype)
+        self.constants: dict[str, torch.Tensor] = {}
+        for node in self.nodes:
+            if node.op_type == "DequantizeLinear" and node.input[0] in arrays:
+                self._add_quantised(node, arrays)
+        for name in conv_params - set(self.param_keys):
+            if name in arrays:  # a layer kept in FP32
+                self._add_param(name, arrays[name].astype(np.float32))
+        for name, value in arrays.items():
+            if name not in self.param_keys:
+                self.constants[name] = torch.from_numpy(np.array(value))
+
+    def _add_param(self, name: str, value: np.ndarray) -> None:
+        key = f"p{len(self.param_keys)}"
+        self.param_keys[name] = key
+        self.weights[key] = nn.Parameter(torch.from_numpy(value))
+
+    def _add_quantised(self, node: onnx.NodeProto, arrays: dict[str, np.ndarray]) -> None:
+        stored = arrays[node.input[0]]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        scale = _broadcast(arrays[node.input[1]], axis, stored.ndim)
+        zero_point = _broadcast(arrays[node.input[2]], axis, stored.ndim) if len(node.input) > 2 else torch.zeros(1)
+        if stored.dtype == np.int8:  # the file's weight range (7-bit with reduce_range): never leave it
+            bound = int(np.abs(stored).max())
+            low, high = -bound, bound
+        else:  # int32 biases
+            low, high = np.iinfo(stored.dtype).min, np.iinfo(stored.dtype).max
+        self.grids[node.input[0]] = (scale, zero_point, low, high, stored.dtype)
+        self._add_param(node.input[0], ((stored.astype(np.float32) - zero_point.numpy()) * scale.numpy()))
+
+    def value(self, name: str, env: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if not name:
+            return None
+        if name in self.param_keys:
+            return self.weights[self.param_keys[name]]
+        return env[name] if name in env else self.constants[name]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.calibrating:  # MinMax over every calibration image, including 0 as onnxruntime does
-            self.low.copy_(torch.minimum(self.low, x.detach().min()))
-            self.high.copy_(torch.maximum(self.high, x.detach().max()))
-            return self.conv(x)
-        scale = float((self.high - self.low).clamp_min(1e-8) / 255)
-        zero_point = int(torch.round(-self.low / scale).clamp(0, 255))
-        x = torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 255)
-        weight = self.conv.weight
-        weight_scale = (weight.detach().abs().amax(dim=(1, 2, 3)) / WEIGHT_QMAX).clamp_min(1e-12)
-        weight = torch.fake_quantize_per_channel_affine(
-            weight, weight_scale, torch.zeros_like(weight_scale, dtype=torch.int32), 0, -WEIGHT_QMAX, WEIGHT_QMAX)
-        conv = self.conv
-        return F.conv2d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return self.tensors(x)[self.output_name]
+
+    def tensors(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every tensor of the graph by its ONNX name, for input `x`."""
+        env = {self.input_name: x}
+        for node in self.nodes:
+            inputs = [self.value(name, env) for name in node.input]
+            env[node.output[0]] = self.run_node(node, inputs)
+        return env
+
+    def run_node(self, node: onnx.NodeProto, inputs: list) -> torch.Tensor:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        op = node.op_type
+        if op == "QuantizeLinear":  # always followed by its DequantizeLinear: both happen here
+            x, scale, zero_point = inputs
+            info = np.iinfo(np.uint8 if zero_point.dtype == torch.uint8 else np.int8)
+            return fake_quantize(x, scale.float(), zero_point.float(), int(info.min), int(info.max))
+        if op == "DequantizeLinear":
+            if node.input[0] in self.grids:  # a weight or bias: round the trainable float to the file's grid
+                scale, zero_point, low, high, _ = self.grids[node.input[0]]
+                return fake_quantize(inputs[0], scale, zero_point, low, high)
+            return inputs[0]  # an activation, already rounded by its QuantizeLinear
+        if op == "Conv":
+            return _conv(inputs, attrs)
+        if op == "Clip":
+            return torch.clamp(inputs[0], float(inputs[1]), float(inputs[2]))
+        if op == "Relu":
+            return F.relu(inputs[0])
+        if op == "Add":
+            return inputs[0] + inputs[1]
+        if op == "Concat":
+            return torch.cat(inputs, dim=attrs["axis"])
+        if op == "GlobalAveragePool":
+            return inputs[0].mean(dim=(2, 3), keepdim=True)
+        if op == "Expand":  # the pooled branch to the feature map's size; batch from the input, not the file
+            shape = [int(d) for d in inputs[1]]
+            return inputs[0].expand(torch.broadcast_shapes(inputs[0].shape, (1, *shape[1:])))
+        if op == "Resize":
+            if (attrs.get("mode"), attrs.get("coordinate_transformation_mode")) != (b"linear", b"half_pixel"):
+                raise ValueError(f"{node.name}: only linear half_pixel Resize is supported")
+            size = [int(d) for d in inputs[3][2:]]
+            return F.interpolate(inputs[0], size=size, mode="bilinear", align_corners=False)
+        raise ValueError(f"{node.name}: op {op} is not supported")
+
+    def write_into(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        """The same file with the trained weights rounded onto its grids (scales and zero points unchanged)."""
+        for init in model.graph.initializer:
+            if init.name not in self.param_keys:
+                continue
+            value = self.weights[self.param_keys[init.name]].detach()
+            if init.name in self.grids:
+                scale, zero_point, low, high, dtype = self.grids[init.name]
+                value = torch.clamp(torch.round(value / scale) + zero_point, low, high).numpy().astype(dtype)
+            else:
+                value = value.numpy().astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(value, init.name))
+        return model
 
 
-def fold_batchnorms(model: nn.Module) -> None:
-    """Fold every BatchNorm's scale into the conv before it (as the ONNX export does): the BN keeps only its shift.
-
-    The conv then holds exactly the weights onnxruntime quantises; the BN (scale 1, frozen, statistics 0 and 1 - eps)
-    adds the folded bias, so the state dict keeps the model's layout and exports as usual.
-    """
-    for module in model.modules():
-        for conv, bn in pairwise(module.children()):
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                fused = fuse_conv_bn_eval(conv, bn)
-                conv.weight.data.copy_(fused.weight.data)
-                bn.reset_parameters()  # weight 1, bias 0, running mean 0, running var 1
-                bn.running_var.fill_(1 - bn.eps)  # so (x - 0) / sqrt(var + eps) * 1 is exactly x
-                bn.bias.data.copy_(fused.bias.data if conv.bias is None else fused.bias.data - conv.bias.data)
-                bn.weight.requires_grad_(False)
-
-
-def wrap_quantised_convs(model: nn.Module, fp32_prefixes: tuple[str, ...]) -> list[FakeQuantConv]:
-    """Replace every conv onnxruntime will quantise (module path outside the FP32-kept prefixes) in place."""
-    kept = tuple(prefix.strip("/").replace("/", ".") for prefix in fp32_prefixes)
-    wrapped = []
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            path = f"{name}.{child_name}" if name else child_name
-            if isinstance(child, nn.Conv2d) and not path.startswith(kept):
-                wrapper = FakeQuantConv(child)
-                setattr(module, child_name, wrapper)
-                wrapped.append(wrapper)
-    return wrapped
-
-
-def unwrap(model: nn.Module) -> None:
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, FakeQuantConv):
-                setattr(module, child_name, child.conv)
+def _conv(inputs: list, attrs: dict) -> torch.Tensor:
+    x, weight, bias = (inputs + [None])[:3]
+    top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
+    if (top, left) != (bottom, right):
+        x = F.pad(x, (left, right, top, bottom))
+        top = left = 0
+    return F.conv2d(x, weight, bias, attrs.get("strides", 1), (top, left), attrs.get("dilations", 1),
+                    attrs.get("group", 1))
 
 
 def batches(paths: list[Path], spec, batch_size: int, rng: random.Random):
+    """Training images pre-processed as the runtime does, half of them mirrored."""
     while True:
-        chosen = rng.sample(paths, batch_size)
-        inputs = np.concatenate([to_model_input(read_image(p), spec) for p in chosen])
+        inputs = np.concatenate([to_model_input(read_image(p), spec) for p in rng.sample(paths, batch_size)])
         if rng.random() < 0.5:
             inputs = inputs[..., ::-1].copy()
-        yield torch.from_numpy(inputs)
+        yield inputs
 
 
 def agreement_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -114,52 +195,47 @@ def agreement_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher)) + 0.05 * F.mse_loss(student, teacher)
 
 
-def quantisation_aware_finetune(checkpoint: str, data: Path, steps: int, batch_size: int, lr: float,
-                                seed: int = 0) -> tuple[nn.Module, object]:
-    teacher, spec, _ = load_model(checkpoint)
-    student = copy.deepcopy(teacher)
-    fold_batchnorms(student)
-    wrapped = wrap_quantised_convs(student, FP32_NODE_PREFIXES.get(spec.backbone, ()))
-    paths = image_files(data)
-    with torch.no_grad():  # the export calibrates on these same images
-        for path in sample(paths, CALIB_IMAGES):
-            student(torch.from_numpy(to_model_input(read_image(path), spec)))
-    for module in wrapped:
-        module.calibrating = False
-    log.info("%d convs fake-quantised; %d steps of batch %d", len(wrapped), steps, batch_size)
-    student.eval()  # BNs are identities now; eval keeps them so
-    optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
-    rng = random.Random(seed)
-    for step, inputs in enumerate(islice(batches(paths, spec, batch_size, rng), steps)):
-        with torch.no_grad():
-            target = teacher(inputs)
-        loss = agreement_loss(student(inputs), target)
+def finetune(fp32_path: Path, int8_path: Path, data: Path, steps: int, batch_size: int, lr: float, out: Path,
+             seed: int = 0, every: int = 200) -> None:
+    """Train the INT8 file's weights towards the FP32 file's logits; write the file every `every` steps."""
+    teacher = open_session(fp32_path, "cpu")
+    int8 = onnx.load(str(int8_path))
+    spec = embedded_spec(int8, int8_path)
+    graph = QdqGraph(int8)
+    optimizer = torch.optim.Adam(graph.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    paths, rng = image_files(data), random.Random(seed)
+    name = teacher.get_inputs()[0].name
+    for step, inputs in enumerate(islice(batches(paths, spec, batch_size, rng), steps), start=1):
+        target = torch.from_numpy(np.concatenate([teacher.run(None, {name: x[None]})[0] for x in inputs]))
+        loss = agreement_loss(graph(torch.from_numpy(inputs)), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if step % 20 == 0 or step == steps - 1:
-            log.info("step %d/%d loss %.4f", step + 1, steps, loss.item())
-    unwrap(student)
-    return student, spec
+        schedule.step()
+        if step % 20 == 0 or step == 1:
+            log.info("step %d/%d loss %.4f", step, steps, loss.item())
+        if step % every == 0 or step == steps:
+            stage = {"steps": step, "batch_size": batch_size, "lr": lr}  # after any earlier stages of this file
+            quantization = {**spec.quantization, "qat": [*spec.quantization.get("qat", []), stage]}
+            save_with_precision(graph.write_into(onnx.load(str(int8_path))), out, "int8", quantization)
+            log.info("wrote %s after %d steps", out, step)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="checkpoint path or embedded name (default)")
+    parser.add_argument("fp32", type=Path, help="the FP32 ONNX file (the reference)")
+    parser.add_argument("int8", type=Path, help="its Q/DQ INT8 file from segedge export --precision int8")
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="training images (DIR or DIR/images)")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    model, spec = quantisation_aware_finetune(args.checkpoint, args.data, args.steps, args.batch_size, args.lr)
-    spec.training = {**spec.training, "qat": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"spec": spec.to_dict(), "model": model.state_dict()}, args.output)
-    log.info("wrote %s", args.output)
+    finetune(args.fp32, args.int8, args.data, args.steps, args.batch_size, args.lr, args.output)
 
 
 if __name__ == "__main__":
