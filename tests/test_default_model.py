@@ -72,24 +72,25 @@ def test_bench_with_no_arguments_measures_every_embedded_model_with_its_weights(
     assert np.isfinite(rows["onnxruntime-int8"]["p50_ms"])
 
 
-# Mean per-image mask IoU of the shipped INT8 against the shipped FP32 on 16 images of each folder, on whatever CPU
-# runs the tests. val-scenes is lower: small, uncertain people flip more pixels (0.979 on this sample, 0.966 on all 67
-# images on an AVX2-only EPYC; benchmarks/results/int8_cpu.md).
-INT8_AGREEMENT = {"val": 0.98, "val-portraits": 0.98, "val-scenes": 0.95}
+# Mean per-image mask IoU of each shipped INT8 file against its FP32 file on 16 images of each folder, on whatever CPU
+# runs the tests (issue 13 asks >= 0.98 per folder). On an AVX2-only EPYC this sample gives 0.9961 / 0.9976 / 0.9826
+# (default) and 0.9965 / 0.9985 / 0.9853 (fast); every image of val-scenes gives 0.9737 / 0.9798, one image whose
+# FP32 mask is 56 stray pixels costing default 0.006 of that (benchmarks/results/int8_cpu.md).
+INT8_AGREEMENT = 0.98
 
 
-@pytest.mark.parametrize("folder", list(INT8_AGREEMENT))
-def test_shipped_int8_agrees_with_shipped_fp32_on_this_cpu(people, folder):
+@pytest.mark.parametrize("folder", ["val", "val-portraits", "val-scenes"])
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_shipped_int8_agrees_with_shipped_fp32_on_this_cpu(people, name, folder):
     from segedge.export.images import image_files, sample
 
     from segedge.backends import load_backend
     from segedge.preprocess import to_model_input
 
-    fp32 = load_backend(DEFAULT_MODEL)
-    int8 = load_backend(DEFAULT_MODEL.with_name("default.int8.onnx"))
+    fp32, int8 = load_backend(name), load_backend(f"{name}-int8")
     assert int8.spec.precision == "int8"
     ious = []
     for path in sample(image_files(people / folder), 16):
         x = to_model_input(read_image(path), fp32.spec)
         ious.append(mask_metrics(int8.infer(x)[0, 0] > 0, fp32.infer(x)[0, 0] > 0)["iou"])
-    assert np.mean(ious) >= INT8_AGREEMENT[folder], f"{folder}: {np.mean(ious):.4f}"
+    assert np.mean(ious) >= INT8_AGREEMENT, f"{name} {folder}: {np.mean(ious):.4f}"

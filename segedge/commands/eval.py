@@ -20,7 +20,7 @@ EXAMPLES = """Examples:\n\n
 def command(
     data_dir: Annotated[Path, typer.Argument(help="Folder with images/ and masks/ (STEM.png, 0/255).")],
     engine: Annotated[Path | None, typer.Option(help=".onnx, .trt/.engine, .pth or an embedded name: default, "
-                                                "default-int8, fast (default: default).")] = None,
+                                                "default-int8, fast, fast-int8 (default: default).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
     threshold: Annotated[float | None, typer.Option(help="Mask threshold (default: the model's).")] = None,
     backend: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",

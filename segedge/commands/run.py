@@ -29,7 +29,7 @@ def command(
     output: Annotated[str | None, typer.Option("-o", "--output", help="Output file/folder (default: beside "
                                                 "the input, e.g. clip_blur.mp4).")] = None,
     engine: Annotated[Path | None, typer.Option(help=".onnx, .trt/.engine, .pth, or an embedded model by name: "
-                                                "default, default-int8, fast (default: default; fast for a "
+                                                "default, default-int8, fast, fast-int8 (default: default; fast for a "
                                                 "webcam or --live).")] = None,
     effect: Annotated[str, typer.Option(help="blur, remove (PNG with alpha; video: .webm keeps alpha, other "
                                         "containers get a green screen), replace or mask.")] = "blur",

@@ -23,7 +23,7 @@ NEEDS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multip
 
 def command(
     engine: Annotated[str | None, typer.Option(help=".onnx, .trt/.engine, .pth, or an embedded model by name: "
-                                          "default, default-int8 (default: default).")] = None,
+                                          "default, default-int8, fast, fast-int8 (default: default).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
