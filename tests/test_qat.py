@@ -18,7 +18,7 @@ from segedge.metrics import mask_metrics  # noqa: E402
 from segedge.model_files import read_spec  # noqa: E402
 from segedge.preprocess import to_model_input  # noqa: E402
 
-INT8 = resolve_model("default-int8")
+INT8 = resolve_model("fast-int8")  # the smaller graph: these tests are about the mechanism
 
 
 def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -66,7 +66,7 @@ def test_untrained_weights_write_back_unchanged():
 
 def test_finetuning_writes_a_runnable_int8_file_on_the_same_grids(tiny_data, tmp_path):
     out = tmp_path / "qat.int8.onnx"
-    finetune(resolve_model("default"), INT8, tiny_data / "train", steps=2, batch_size=2, lr=1e-3, out=out)
+    finetune(resolve_model("fast"), INT8, tiny_data / "train", steps=2, batch_size=2, lr=1e-3, out=out)
     spec = read_spec(out)
     assert spec.precision == "int8" and spec.quantization["qat"][-1]["steps"] == 2
     before, after = initializers(onnx.load(str(INT8))), initializers(onnx.load(str(out)))
