@@ -43,9 +43,14 @@ def round_through(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """QuantizeLinear's integer codes (as floats); gradients pass inside [low, high] and stop where the range clips."""
+    return torch.clamp(round_through(x / scale) + zero_point, low, high)
+
+
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, low: int, high: int) -> torch.Tensor:
-    """QuantizeLinear then DequantizeLinear; gradients pass inside [low, high] and stop where the range clips."""
-    return (torch.clamp(round_through(x / scale) + zero_point, low, high) - zero_point) * scale
+    """QuantizeLinear then DequantizeLinear."""
+    return (quantize(x, scale, zero_point, low, high) - zero_point) * scale
 
 
 def _broadcast(values: np.ndarray, axis: int, ndim: int) -> torch.Tensor:
@@ -164,7 +169,7 @@ class QdqGraph(nn.Module):
             value = self.weights[self.param_keys[init.name]].detach()
             if init.name in self.grids:
                 scale, zero_point, low, high, dtype = self.grids[init.name]
-                value = torch.clamp(torch.round(value / scale) + zero_point, low, high).numpy().astype(dtype)
+                value = quantize(value, scale, zero_point, low, high).numpy().astype(dtype)
             else:
                 value = value.numpy().astype(np.float32)
             init.CopyFrom(numpy_helper.from_array(value, init.name))
