@@ -41,6 +41,9 @@ class ModelSpec:
     head: str = "deeplabv3plus"  # or "lraspp" (Lite R-ASPP, MobileNetV3's head)
     aspp_rates: tuple[int, ...] = (6, 12, 18)  # DeepLabv3+ only; () keeps just the 1x1 and image-pooling branches
     decoder_convs: int = 2  # DeepLabv3+ only: 3x3 convs after the low-level skip
+    # MobileNetV2 backbones only: width of the depthwise conv of inverted-residual blocks 1, 2, ... (block 1's is
+    # also the stem's output); blocks past the tuple's end keep the paper's widths. Set by `train --thin`.
+    depthwise_widths: tuple[int, ...] = ()
     input_size: tuple[int, int] = (256, 256)  # (height, width) the model was trained/exported at
     dynamic: bool = False  # True when the artefact accepts any H, W that are multiples of SIZE_MULTIPLE
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -78,6 +81,7 @@ class ModelSpec:
             spec = cls(**data)
             spec.input_size = tuple(int(v) for v in spec.input_size)  # JSON turns tuples into lists
             spec.aspp_rates = tuple(int(v) for v in spec.aspp_rates)
+            spec.depthwise_widths = tuple(int(v) for v in spec.depthwise_widths)
             spec.mean = tuple(float(v) for v in spec.mean)
             spec.std = tuple(float(v) for v in spec.std)
             spec.validate()
@@ -137,4 +141,5 @@ class ModelSpec:
             "head": self.head,
             "aspp_rates": tuple(self.aspp_rates),
             "decoder_convs": self.decoder_convs,
+            "depthwise_widths": tuple(self.depthwise_widths),
         }

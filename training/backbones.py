@@ -55,9 +55,9 @@ class MobileNetV2Backbone(Backbone):
     low_level_channels = 24
     high_level_channels = 320
 
-    def __init__(self) -> None:
+    def __init__(self, depthwise_widths: tuple[int, ...] = ()) -> None:
         super().__init__()
-        features = mobilenet_v2_features()
+        features = mobilenet_v2_features(depthwise_widths)
         self._dilate(features[14:18], dilation=2)
         self.low = features[:4]  # stride 4, 24 channels
         self.high = features[4:18]  # stride 16 after dilation, 320 channels (the 1x1 to 1280 is dropped)
@@ -87,9 +87,9 @@ class MobileNetV2S16Backbone(MobileNetV2Backbone):
     low_level_channels = 32
     high_level_channels = 96
 
-    def __init__(self) -> None:
+    def __init__(self, depthwise_widths: tuple[int, ...] = ()) -> None:
         Backbone.__init__(self)
-        features = mobilenet_v2_features()
+        features = mobilenet_v2_features(depthwise_widths)
         self.low = features[:7]  # stride 8, 32 channels
         self.high = features[7:14]  # stride 16, 96 channels
 
@@ -101,10 +101,14 @@ BACKBONES: dict[str, Callable[[], Backbone]] = {
 }
 
 
-def build_backbone(name: str) -> Backbone:
+def build_backbone(name: str, depthwise_widths: tuple[int, ...] = ()) -> Backbone:
     if name not in BACKBONES:
         raise SegedgeError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    return BACKBONES[name]()
+    if not depthwise_widths:
+        return BACKBONES[name]()
+    if not issubclass(BACKBONES[name], MobileNetV2Backbone):
+        raise SegedgeError(f"depthwise widths apply to MobileNetV2 backbones, not {name}")
+    return BACKBONES[name](tuple(depthwise_widths))
 
 
 def deep_sort_mobilenet_key(key: str) -> str:

@@ -24,9 +24,9 @@ def conv_bn_relu6(inp: int, out: int, kernel_size: int = 3, stride: int = 1, gro
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, inp: int, out: int, stride: int, expand_ratio: int) -> None:
+    def __init__(self, inp: int, out: int, stride: int, expand_ratio: int, hidden: int | None = None) -> None:
         super().__init__()
-        hidden = inp * expand_ratio
+        hidden = hidden or inp * expand_ratio  # a thinned block has fewer expanded channels (training/thin.py)
         expand = [conv_bn_relu6(inp, hidden, kernel_size=1)] if expand_ratio != 1 else []
         self.conv = nn.Sequential(*expand, conv_bn_relu6(hidden, hidden, stride=stride, groups=hidden),
                                   nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out))
@@ -36,12 +36,18 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
-def mobilenet_v2_features() -> nn.Sequential:
-    """torchvision's `mobilenet_v2().features`: the stem, 17 inverted residual blocks and the 1x1 conv to 1280."""
-    layers, channels = [conv_bn_relu6(3, 32, stride=2)], 32
+def mobilenet_v2_features(depthwise_widths: tuple[int, ...] = ()) -> nn.Sequential:
+    """torchvision's `mobilenet_v2().features`: the stem, 17 inverted residual blocks and the 1x1 conv to 1280.
+
+    depthwise_widths[k - 1] replaces block k's expanded (depthwise) width; block 1 does not expand, so its width
+    is the stem's output. Block outputs, and so every residual sum, keep the paper's widths."""
+    stem = depthwise_widths[0] if depthwise_widths else 32
+    layers, channels = [conv_bn_relu6(3, stem, stride=2)], stem
     for expand_ratio, out, repeats, stride in MOBILENET_V2_SETTING:
         for index in range(repeats):
-            layers.append(InvertedResidual(channels, out, stride if index == 0 else 1, expand_ratio))
+            block = len(layers)
+            hidden = depthwise_widths[block - 1] if block <= len(depthwise_widths) else None
+            layers.append(InvertedResidual(channels, out, stride if index == 0 else 1, expand_ratio, hidden))
             channels = out
     layers.append(conv_bn_relu6(channels, 1280, kernel_size=1))
     features = nn.Sequential(*layers)

@@ -74,9 +74,10 @@ class Decoder(nn.Module):
 
 class DeepLabV3Plus(nn.Module):
     def __init__(self, backbone: str = "mobilenet_v2", head_channels: int = 256, low_level_channels: int = 48,
-                 separable: bool = False, num_classes: int = 1, aspp_rates=ASPP_RATES, decoder_convs: int = 2):
+                 separable: bool = False, num_classes: int = 1, aspp_rates=ASPP_RATES, decoder_convs: int = 2,
+                 depthwise_widths: tuple[int, ...] = ()):
         super().__init__()
-        self.backbone = build_backbone(backbone)
+        self.backbone = build_backbone(backbone, depthwise_widths)
         self.aspp = ASPP(self.backbone.high_level_channels, head_channels, rates=tuple(aspp_rates),
                          separable=separable)
         self.decoder = Decoder(self.backbone.low_level_channels, low_level_channels, head_channels, separable,
@@ -94,9 +95,10 @@ class LRASPP(nn.Module):
     by a global-pooling attention branch, upsampled to the low-level features and classified there, plus a 1x1
     classifier on the low-level features themselves. No atrous convs and no 3x3 at the skip resolution."""
 
-    def __init__(self, backbone: str = "mobilenet_v2_s16", head_channels: int = 128, num_classes: int = 1):
+    def __init__(self, backbone: str = "mobilenet_v2_s16", head_channels: int = 128, num_classes: int = 1,
+                 depthwise_widths: tuple[int, ...] = ()):
         super().__init__()
-        self.backbone = build_backbone(backbone)
+        self.backbone = build_backbone(backbone, depthwise_widths)
         high = self.backbone.high_level_channels
         self.project = ConvBNReLU(high, head_channels, kernel=1)
         self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high, head_channels, 1), nn.Sigmoid())
@@ -114,7 +116,8 @@ class LRASPP(nn.Module):
 def build_model(spec: ModelSpec) -> DeepLabV3Plus | LRASPP:
     arch = spec.architecture()
     if arch.pop("head") == "lraspp":
-        return LRASPP(backbone=arch["backbone"], head_channels=arch["head_channels"])
+        return LRASPP(backbone=arch["backbone"], head_channels=arch["head_channels"],
+                      depthwise_widths=arch["depthwise_widths"])
     return DeepLabV3Plus(**arch)
 
 

@@ -5,6 +5,7 @@ optional distillation from a teacher model's cached soft mattes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from segedge.training.data import SegmentationDataset, find_pairs, find_split, r
 from segedge.training.distill import cache_teacher_mattes, cache_teacher_mattes_isolated
 from segedge.training.losses import DiceBCELoss, DistillLoss
 from segedge.training.model import build_model
+from segedge.training.thin import recalibrate_batchnorm, thin
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
@@ -64,6 +66,7 @@ class TrainConfig:
     pretrained: Path | None = None
     resume: Path | None = None
     init: Path | None = None
+    thin: tuple[int, ...] = ()  # cut the --init model's depthwise widths to these (training/thin.py)
     repeat: dict[str, int] = field(default_factory=dict)
     val: list[Path] = field(default_factory=list)
     workers: int = 2
@@ -196,6 +199,11 @@ def train(cfg: TrainConfig) -> Path:
 
     resume_state = read_checkpoint(cfg.resume) if cfg.resume else None
     init_model, init_spec, _ = load_model(cfg.init) if cfg.init and not resume_state else (None, None, None)
+    if cfg.thin and init_model is not None:
+        init_model, init_spec = thin(init_model, init_spec, cfg.thin)
+        log.info("thinned %s to depthwise widths %s", cfg.init, ",".join(map(str, init_spec.depthwise_widths)))
+    elif cfg.thin and not resume_state:
+        raise SegedgeError("--thin cuts a trained model: give it with --init")
     if cfg.size is None:  # resuming or fine-tuning keeps the input size the model was trained at
         known = ModelSpec.from_dict(resume_state["spec"]) if resume_state else init_spec
         cfg = replace(cfg, size=known.input_size[0] if known else DEFAULT_SIZE)
@@ -253,6 +261,9 @@ def train(cfg: TrainConfig) -> Path:
         start_epoch, best, history = resume_state["epoch"], resume_state["best_metric"], resume_state["history"]
         torch.set_rng_state(resume_state["rng"]["torch"])
         log.info("resumed %s at epoch %d (best val IoU %.4f)", cfg.resume, start_epoch, best)
+    elif cfg.thin:  # before the first step, so the EMA copy starts from the recalibrated statistics too
+        seen = recalibrate_batchnorm(model, (batch[0].to(device) for batch in itertools.islice(loader, 16)))
+        log.info("batch-norm statistics re-estimated on %d training images", seen)
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     for epoch in range(start_epoch, cfg.epochs):

@@ -73,6 +73,9 @@ def command(
     init: Annotated[Path | None, typer.Option(
         help="Fine-tune: start from this checkpoint's (or an embedded model's: default, fast) weights and "
              "architecture with a fresh schedule.")] = None,
+    thin: Annotated[str | None, typer.Option(
+        help="With --init: cut the depthwise (expanded) widths of MobileNetV2 blocks 1, 2, ... to these, e.g. "
+             "16,48,72 (block 1's is the stem's output), keeping the most important trained channels.")] = None,
     repeat: Annotated[list[str] | None, typer.Option(
         help="PREFIX=N: show training images whose name starts with PREFIX N times per epoch; repeatable.")] = None,
     val: Annotated[list[Path] | None, typer.Option(
@@ -83,6 +86,7 @@ def command(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     try:
+        from segedge.training.thin import parse_widths
         from segedge.training.train import TrainConfig, train
     except ImportError as exc:
         raise missing_extra(exc.name or "torch", "train") from None
@@ -91,6 +95,6 @@ def command(
         head_channels=head_channels, separable=separable, head=head, aspp_rates=parse_rates(aspp_rates),
         decoder_convs=decoder_convs, low_level_channels=low_level_channels, teacher=teacher,
         distill_weight=distill_weight, teacher_cache=teacher_cache, ema=ema, pretrained=pretrained, resume=resume,
-        init=init, repeat=parse_repeat(repeat or []), val=val or [], workers=workers, threads=threads, seed=seed,
+        init=init, thin=parse_widths(thin) if thin else (), repeat=parse_repeat(repeat or []), val=val or [], workers=workers, threads=threads, seed=seed,
         quiet=quiet))
     typer.echo(f"best checkpoint: {best}")

@@ -28,19 +28,18 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-SIZE = 320
 HALF_A_BYTES = 29.5e6
 SETUP = Path(__file__).with_name("gpu_setup.sh")
 
 
-def pack_pair(job: tuple[Path, Path, Path, int]) -> int:
-    image_path, mask_path, out_dir, quality = job
+def pack_pair(job: tuple[Path, Path, Path, int, int]) -> int:
+    image_path, mask_path, out_dir, quality, size = job
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
     if image is None or mask is None:
         return 0
-    image = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(((mask > 127) * 255).astype(np.uint8), (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
+    image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(((mask > 127) * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
     for kind in ("images", "masks"):
         (out_dir / kind).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out_dir / "images" / f"{image_path.stem}.webp"), image, [cv2.IMWRITE_WEBP_QUALITY, quality])
@@ -49,11 +48,11 @@ def pack_pair(job: tuple[Path, Path, Path, int]) -> int:
     return 1
 
 
-def split_halves(sizes: dict[str, int]) -> dict[str, str]:
+def split_halves(sizes: dict[str, int], half_a_bytes: float) -> dict[str, str]:
     """Stem -> "a" or "b". Hash order spreads every kind of image over both halves; A fills to its byte budget."""
     halves, filled = {}, 0
     for stem in sorted(sizes, key=lambda s: hashlib.md5(s.encode()).hexdigest()):
-        fits = filled + sizes[stem] < HALF_A_BYTES
+        fits = filled + sizes[stem] < half_a_bytes
         filled += sizes[stem] if fits else 0
         halves[stem] = "a" if fits else "b"
     return halves
@@ -64,30 +63,33 @@ def main() -> None:
     parser.add_argument("--people", type=Path, default=ROOT.parent / "shared" / "data" / "people")
     parser.add_argument("--out", type=Path, default=ROOT / ".gpu")
     parser.add_argument("--init", type=Path, nargs="*", default=[])
+    parser.add_argument("--size", type=int, default=320, help="pack at the largest input a run will train at")
+    parser.add_argument("--quality", type=int, default=88, help="WebP quality of the training images")
+    parser.add_argument("--one", action="store_true", help="everything in a.tgz (small enough for one call)")
     args = parser.parse_args()
     stage = args.out / "stage"
     shutil.rmtree(stage, ignore_errors=True)
     jobs = []
-    for folder, quality in (("train", 88), ("val", 85), ("val-portraits", 85), ("val-scenes", 85)):
+    for folder, quality in (("train", args.quality), ("val", 85), ("val-portraits", 85), ("val-scenes", 85)):
         masks = {p.stem: p for p in (args.people / folder / "masks").iterdir()}
-        jobs += [(image, masks[image.stem], stage / folder, quality)
+        jobs += [(image, masks[image.stem], stage / folder, quality, args.size)
                  for image in sorted((args.people / folder / "images").iterdir()) if image.stem in masks]
     with ProcessPoolExecutor() as pool:
         print(f"packed {sum(pool.map(pack_pair, jobs, chunksize=32))} pairs")
     train = stage / "train"
     sizes = {p.stem: p.stat().st_size + (train / "masks" / f"{p.stem}.png").stat().st_size
              for p in (train / "images").iterdir()}
-    for stem, name in split_halves(sizes).items():
+    for stem, name in split_halves(sizes, float("inf") if args.one else HALF_A_BYTES).items():
         half = stage / name / "train"
         for kind, suffix in (("images", ".webp"), ("masks", ".png")):
             (half / kind).mkdir(parents=True, exist_ok=True)
             (train / kind / f"{stem}{suffix}").rename(half / kind / f"{stem}{suffix}")
     for folder in ("val", "val-portraits", "val-scenes"):
-        (stage / folder).rename(stage / "b" / folder)
+        (stage / folder).rename(stage / ("a" if args.one else "b") / folder)
     (stage / "a" / "init").mkdir()  # half A has the room (call 1 carries ~56 MiB, call 2 ~63)
     for path in args.init:
         shutil.copy(path, stage / "a" / "init" / path.name)
-    for half in ("a", "b"):
+    for half in ("a",) if args.one else ("a", "b"):
         with tarfile.open(args.out / f"{half}.tgz", "w:gz") as tar:
             tar.add(stage / half, arcname=half)
         print(f"{args.out / half}.tgz: {(args.out / f'{half}.tgz').stat().st_size / 2**20:.1f} MiB")
