@@ -6,7 +6,9 @@ residual sum and the heads, untouched; the kept channels are those that matter m
 (|BN scale| of the depthwise conv x the norm of the projection column reading it: network slimming, Liu et al.
 2017), their trained weights copied. Cutting channels changes the sums every later BatchNorm normalises, so the
 statistics are re-estimated on training images (`recalibrate_batchnorm`; fast's val masks: IoU with the uncut model
-0 before, 0.87-0.92 after); a short distilled fine-tune recovers the rest.
+0 before, 0.87-0.92 after); a short distilled fine-tune recovers the rest. One change is not a cut: block 1 maps
+the stem's 32 channels to 16, and a stem cut to 16 makes it a same-width block, which sums its input as all of them
+do (exact thinning would need a width other than 16 there).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from segedge.training.model import build_model
 from torch import nn
 
 from segedge.errors import SegedgeError
 from segedge.spec import ModelSpec
-from segedge.training.model import build_model
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:

@@ -95,6 +95,6 @@ def command(
         head_channels=head_channels, separable=separable, head=head, aspp_rates=parse_rates(aspp_rates),
         decoder_convs=decoder_convs, low_level_channels=low_level_channels, teacher=teacher,
         distill_weight=distill_weight, teacher_cache=teacher_cache, ema=ema, pretrained=pretrained, resume=resume,
-        init=init, thin=parse_widths(thin) if thin else (), repeat=parse_repeat(repeat or []), val=val or [], workers=workers, threads=threads, seed=seed,
-        quiet=quiet))
+        init=init, thin=parse_widths(thin) if thin else (), repeat=parse_repeat(repeat or []), val=val or [],
+        workers=workers, threads=threads, seed=seed, quiet=quiet))
     typer.echo(f"best checkpoint: {best}")
