@@ -76,7 +76,7 @@ def thin(model: nn.Module, spec: ModelSpec, widths: tuple[int, ...]) -> tuple[nn
         tensor = source[key]
         block = _feature_index(key)
         block = 1 if block == 0 else block  # the stem's output channels are block 1's depthwise channels
-        for dim, (old, new) in enumerate(zip(tensor.shape, target.shape)):
+        for dim, (old, new) in enumerate(zip(tensor.shape, target.shape, strict=True)):
             if old != new:
                 tensor = tensor.index_select(dim, keep[block])
         state[key] = tensor
@@ -99,7 +99,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
         for images in batches:
             model(images)
             seen += len(images)
-    for norm, momentum in zip(norms, momenta):
+    for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.train(was_training)
     return seen
