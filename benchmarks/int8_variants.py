@@ -2,7 +2,8 @@
 
 Variants: full-range int8 weights on onnxruntime's fast u8s8 kernels (which saturate on x86 without VNNI), the same
 file with the session's exact u8u8 kernels (`session.x64quantprecision`), 7-bit weights (reduce_range) on every layer,
-7-bit weights with the stride <= 4 backbone layers in FP32, `segedge export`'s choice (those and the output layers in
+7-bit weights with the backbone layers up to the decoder's tap in FP32 (stride <= 4 for default, <= 8 for the cut
+trunk of fast), `segedge export`'s choice (those and the output layers in
 FP32), and the shipped file (that export after quantisation-aware fine-tuning, training/qat.py). Agreement is the
 mean per-image mask IoU against the FP32 file over every image of each val folder; latency is batch 1, 2 threads, the
 variants taking turns in blocks of 10 calls. Writes benchmarks/results/int8_cpu_<cpu>.json (default) or
@@ -46,12 +47,12 @@ def make_variants(model: Path, work: Path) -> dict[str, tuple[Path, bool]]:
     high_resolution = tuple(prefix for prefix in kept if prefix not in OUTPUT_LAYERS)
     full = to_int8(model, work / "full.onnx", calib, reduce_range=False, fp32_prefixes=()).path
     seven_bit = to_int8(model, work / "rr.onnx", calib, fp32_prefixes=()).path
-    stride4 = to_int8(model, work / "s4.onnx", calib, fp32_prefixes=high_resolution).path
+    tap = to_int8(model, work / "tap.onnx", calib, fp32_prefixes=high_resolution).path
     exported = to_int8(model, work / "export.onnx", calib).path
     variants = {"fp32": (model, False), "int8 full-range, u8s8": (full, False),
                 "int8 full-range, exact u8u8": (full, True), "int8 7-bit, all layers": (seven_bit, False),
-                "int8 7-bit, stride <= 4 FP32": (stride4, False),
-                "int8 7-bit, stride <= 4 and output FP32 (export)": (exported, False)}
+                "int8 7-bit, backbone to the decoder's tap FP32": (tap, False),
+                "int8 7-bit, that and output FP32 (export)": (exported, False)}
     shipped = model.with_name(model.name.replace(".onnx", ".int8.onnx"))
     if shipped.is_file():
         variants["shipped: export + quantisation-aware fine-tune"] = (shipped, False)
