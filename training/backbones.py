@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
-from segedge.errors import SegedgeError
 from segedge.training.imagenet_trunks import ResNet50Trunk, mobilenet_v2_features
+from torch import nn
+
+from segedge.errors import SegedgeError
 
 
 class Backbone(nn.Module):
