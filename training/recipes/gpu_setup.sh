@@ -9,7 +9,7 @@ for t in .gpu/a.tgz .gpu/b.tgz; do
   [ -f $t ] || continue
   half=/tmp/halves/$(basename $t .tgz); mkdir -p /tmp/halves; rm -rf $half; tar xzf $t -C /tmp/halves
   cp -r $half/train/. /tmp/people/train/
-  if [ -d $half/init ]; then cp $half/init/* /tmp/init/; fi
+  if [ -d $half/init ]; then cp -r $half/init/. /tmp/init/; fi  # init/ may be empty
   for v in val val-portraits val-scenes; do if [ -d $half/$v ]; then rm -rf /tmp/people/$v; cp -r $half/$v /tmp/people/$v; fi; done
 done
 for v in val val-portraits val-scenes; do  # call 1 has no val data: 20 training pairs stand in, to time the eval

@@ -5,7 +5,9 @@
 #   A  blocks 1-6 at half width, the stem at 16 channels       (~0.79x fast's latency on a 2-core AVX2 EPYC)
 #   C  A + the stride-16 blocks 8-13 at half width               (~0.74x)
 #   D  C with blocks 2-3 at a third                              (~0.67x)
-# Data: `gpu_pack.py --size 224 --quality 65 --one` (fits one call beside the tree). The teacher's mattes are
+# Data: `gpu_pack.py --size 224 --quality 65 --one` (fits one call beside the tree); on the machine, as in
+# session 9 (carry .gpu and .whl): PYTHONPATH=/tmp/pkg:/tmp/site PATH=/tmp/bin:$PATH bash .gpu/setup.sh, then
+# PEOPLE=/tmp/people RUN_ROOT=/tmp/runs PYTHON="python3 -P" TEACHER_THREADS=12 DEADLINE=... bash gpu_thin.sh. The teacher's mattes are
 # cached once before the runs share them. Runs stop at DEADLINE (seconds since the epoch) whatever their epoch:
 # best.pth is written every epoch. PEOPLE, RUN_ROOT, EPOCHS, WORKERS, LR and SEGEDGE override the defaults.
 set -uo pipefail
