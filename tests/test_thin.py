@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from segedge.training.checkpoint import load_model, read_checkpoint  # noqa: E402
 from segedge.training.model import build_model  # noqa: E402
-from segedge.training.thin import kept_channels, parse_widths, recalibrate_batchnorm, thin  # noqa: E402
+from segedge.training.thin import kept_channels, recalibrate_batchnorm, thin  # noqa: E402
 from segedge.training.train import TrainConfig, train  # noqa: E402
 
 from segedge.errors import SegedgeError  # noqa: E402
@@ -90,10 +90,15 @@ def test_impossible_widths_are_one_line_errors(widths, message):
 
 
 def test_width_parsing():
-    assert parse_widths("16, 48,72") == (16, 48, 72)
+    import typer
+
+    from segedge.commands.train import parse_integers
+
+    assert parse_integers("16, 48,72", "--thin", "16,48,72") == (16, 48, 72)
     for bad in ("", "a,b"):
-        with pytest.raises(SegedgeError, match="--thin"):
-            parse_widths(bad)
+        with pytest.raises(typer.BadParameter, match="comma-separated") as error:
+            parse_integers(bad, "--thin", "16,48,72")
+        assert error.value.param_hint == "--thin"
 
 
 def test_recalibration_replaces_running_statistics_by_the_batches_average():

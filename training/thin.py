@@ -104,12 +104,3 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
     model.train(was_training)
     return seen
 
-
-def parse_widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise SegedgeError(f"--thin {text!r}: expected comma-separated channel counts, e.g. 16,48,72") from None
-    if not widths:
-        raise SegedgeError("--thin needs at least one width")
-    return widths

@@ -28,15 +28,20 @@ def parse_repeat(items: list[str]) -> dict[str, int]:
     return out
 
 
+def parse_integers(text: str, option: str, example: str) -> tuple[int, ...]:
+    """"6,12,18" -> (6, 12, 18); anything else is a one-line error naming the option."""
+    try:
+        return tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected comma-separated integers, e.g. {example}",
+                                 param_hint=option) from None
+
+
 def parse_rates(text: str) -> tuple[int, ...]:
     """"6,12,18" -> (6, 12, 18); "" or "none" -> () (ASPP keeps its 1x1 and image-pooling branches only)."""
     if text.strip().lower() in ("", "none"):
         return ()
-    try:
-        rates = tuple(int(item) for item in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected comma-separated integers, e.g. 6,12,18, or none",
-                                 param_hint="--aspp-rates") from None
+    rates = parse_integers(text, "--aspp-rates", "6,12,18, or none")
     if any(rate < 1 for rate in rates):
         raise typer.BadParameter(f"{text!r}: rates must be >= 1", param_hint="--aspp-rates")
     return rates
@@ -86,7 +91,6 @@ def command(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     try:
-        from segedge.training.thin import parse_widths
         from segedge.training.train import TrainConfig, train
     except ImportError as exc:
         raise missing_extra(exc.name or "torch", "train") from None
@@ -95,6 +99,6 @@ def command(
         head_channels=head_channels, separable=separable, head=head, aspp_rates=parse_rates(aspp_rates),
         decoder_convs=decoder_convs, low_level_channels=low_level_channels, teacher=teacher,
         distill_weight=distill_weight, teacher_cache=teacher_cache, ema=ema, pretrained=pretrained, resume=resume,
-        init=init, thin=parse_widths(thin) if thin else (), repeat=parse_repeat(repeat or []), val=val or [],
-        workers=workers, threads=threads, seed=seed, quiet=quiet))
+        init=init, thin=parse_integers(thin, "--thin", "16,48,72") if thin else (),
+        repeat=parse_repeat(repeat or []), val=val or [], workers=workers, threads=threads, seed=seed, quiet=quiet))
     typer.echo(f"best checkpoint: {best}")
