@@ -4,9 +4,13 @@ End to end: `segedge run PHOTO -o OUT --quiet` as a new process, wall time and C
 other jobs on a shared machine), for each given segedge executable (e.g. two environments before/after a change)
 taking turns. Phases, in a fresh process each round: interpreter start, `import segedge.cli` (typer, the command
 modules), typer's parameter coercion (typer >= 0.29 builds pydantic adapters), the runner's imports (opencv, numpy,
-onnxruntime), session creation and the first and second inference. Writes benchmarks/results/startup_<cpu>.json.
+onnxruntime), session creation and the first and second inference. With `--mediapipe PYTHON` (an environment set up
+as benchmarks/mediapipe_compare.py says) a one-photo MediaPipe selfie-segmentation script takes the same turns: read
+the JPEG, run the 256x256 model, blur the background with a bilinear-upsampled mask, write the JPEG. Writes
+benchmarks/results/startup_<cpu>.json.
 
-    .venv/bin/python benchmarks/startup.py PHOTO --segedge .venv/bin/segedge [--segedge /other/venv/bin/segedge]
+    .venv/bin/python benchmarks/startup.py PHOTO --segedge .venv/bin/segedge [--segedge /other/venv/bin/segedge] \
+        [--mediapipe /work/mpvenv/bin/python]
 """
 
 from __future__ import annotations
@@ -52,6 +56,27 @@ print(json.dumps({n: round(1000 * (b - a), 1) for n, a, b in zip(names, t, t[1:]
 """
 
 
+MEDIAPIPE_PHOTO = r"""
+import sys, importlib.util
+from pathlib import Path
+import cv2, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+package = Path(importlib.util.find_spec("mediapipe").submodule_search_locations[0])
+interpreter = Interpreter(model_path=str(package / "modules/selfie_segmentation/selfie_segmentation.tflite"),
+                          num_threads=2)
+interpreter.allocate_tensors()
+inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+bgr = cv2.imread(sys.argv[1])
+rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+x = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255.0
+interpreter.set_tensor(inp["index"], x)
+interpreter.invoke()
+mask = cv2.resize(interpreter.get_tensor(out["index"])[0, ..., 0], bgr.shape[1::-1])[..., None]
+blurred = cv2.GaussianBlur(bgr, (0, 0), 10)
+cv2.imwrite(sys.argv[2], (bgr * mask + blurred * (1 - mask)).astype(np.uint8))
+"""
+
+
 def timed(command: list[str], cwd: str) -> tuple[float, float]:
     """Wall and CPU (user + sys of the child) seconds of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -72,9 +97,11 @@ def main() -> None:
     parser.add_argument("--segedge", action="append", required=True, help="segedge executable (repeatable)")
     parser.add_argument("--engine", default="default")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--mediapipe", help="python of a MediaPipe environment: time its one-photo script too")
     args = parser.parse_args()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     runs = {exe: {"wall": [], "cpu": [], "python_wall": [], "phases": []} for exe in args.segedge}
+    mediapipe = {"wall": [], "cpu": []}
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "out.jpg"
         for _ in range(args.rounds):
@@ -89,6 +116,10 @@ def main() -> None:
                 phases = subprocess.run([python, "-c", PHASES, args.engine], check=True, capture_output=True,
                                         text=True, cwd=work).stdout
                 record["phases"].append(json.loads(phases))
+            if args.mediapipe:
+                wall, cpu = timed([args.mediapipe, "-c", MEDIAPIPE_PHOTO, str(args.photo.resolve()), str(out)], work)
+                mediapipe["wall"].append(wall)
+                mediapipe["cpu"].append(cpu)
     rows = []
     for exe, record in runs.items():
         version = subprocess.run([str(Path(exe).with_name("python")), "-c", "import typer; print(typer.__version__)"],
@@ -97,6 +128,10 @@ def main() -> None:
         rows.append({"segedge": exe, "typer": version, "run_wall_ms": median_ms(record["wall"]),
                      "run_cpu_ms": median_ms(record["cpu"]), "python_start_ms": median_ms(record["python_wall"]),
                      "phases_ms": phases})
+        print(json.dumps(rows[-1]))
+    if args.mediapipe:
+        rows.append({"mediapipe_script": args.mediapipe, "run_wall_ms": median_ms(mediapipe["wall"]),
+                     "run_cpu_ms": median_ms(mediapipe["cpu"])})
         print(json.dumps(rows[-1]))
     machine = machine_info()
     slug = re.sub(r"[^a-z0-9]+", "-", f"{machine['cpu']} {'-'.join(machine['isa'])}".lower()).strip("-")

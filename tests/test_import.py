@@ -47,7 +47,7 @@ def test_bench_fp16_row_of_an_onnx_model_leaves_torch_unimported(tiny_onnx, tmp_
 def test_run_on_a_photo_imports_only_what_it_needs(tmp_path):
     """Start-up is most of a one-photo `segedge run` (issue #20: <= 0.4 s): no torch, and no pydantic (typer >= 0.29
     imports it to coerce every option; the lock keeps typer below that), no tqdm (it reads package metadata; only
-    folders and videos show a progress bar), no http.server (only --preview serves a page)."""
+    folders and videos show a progress bar), no http.server (only --preview serves a page), no other command."""
     import cv2
     import numpy as np
 
@@ -57,7 +57,8 @@ def test_run_on_a_photo_imports_only_what_it_needs(tmp_path):
             f"try: main(['run', {str(photo)!r}, '-o', {str(tmp_path / 'o.jpg')!r}, '--engine', 'fast', '--quiet'])\n"
             "except SystemExit as exit: assert not exit.code, exit.code\n"
             "heavy = [m for m in ('torch', 'pydantic', 'tensorrt', 'tqdm', 'http.server', 'ray') if m in sys.modules]\n"
-            "assert not heavy, heavy")
+            "others = [m for m in sys.modules if m.startswith('segedge.commands.') and m != 'segedge.commands.run']\n"
+            "assert not heavy and not others, (heavy, others)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "o.jpg").stat().st_size > 0

@@ -156,12 +156,15 @@ def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = 
            smooth: float = 0.0, threaded: bool | None = None, quiet: bool = True, stats: Stats | None = None,
            controls: Callable[[], Effect | None] | None = None, speed: Speed = EXACT) -> Stats:
     """Every frame of `source` through `segmenter` and `effect` into `sink` (entered by the caller, which so
-    decides when the output is committed). Threaded unless the source is live; `smooth` is the temporal smoothing
+    decides when the output is committed). Threaded unless the source is live or holds one frame (a photo: threads
+    would only add their start-up); `smooth` is the temporal smoothing
     of the probabilities (0 = off). A window closed by its viewer, or Ctrl-C on a live source, ends the stream
     cleanly. `stats` (optional) is filled as frames go, for a live view of them; `controls`, called between frames,
     returns a new Effect to switch to (or None); `speed` what a video may trade for frames/s (default: nothing)."""
     steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls, speed)
-    run = _threaded if (not source.live if threaded is None else threaded) else _sequential
+    if threaded is None:
+        threaded = not source.live and source.total != 1
+    run = _threaded if threaded else _sequential
     bar = _progress_bar(source, quiet)
     started = time.perf_counter()
     try:
