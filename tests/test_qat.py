@@ -80,3 +80,35 @@ def test_finetuning_writes_a_runnable_int8_file_on_the_same_grids(tiny_data, tmp
     assert not set(changed) & {name for n in quantisers for name in n.input[1:]}
     x = to_model_input(read_image(image_files(tiny_data / "val")[0]), spec)
     assert np.isfinite(open_session(out, "cpu").run(None, {"image": x})[0]).all()
+
+
+def test_trained_activation_scales_move_each_conv_bias_with_its_input_scale(tiny_data, people, tmp_path):
+    """--scale-lr: activation scales train; onnxruntime's QLinearConv takes each int32 bias at input scale x weight
+    scale, so the written biases follow, and the file still computes what the simulation does."""
+    out = tmp_path / "lsq.int8.onnx"
+    finetune(resolve_model("fast"), INT8, tiny_data / "train", steps=2, batch_size=2, lr=0.0, out=out, scale_lr=0.05)
+    assert read_spec(out).quantization["qat"][-1]["scale_lr"] == 0.05
+    model = onnx.load(str(out))
+    before, after = initializers(onnx.load(str(INT8))), initializers(model)
+    inits = set(after)
+    activation_scales = {n.input[1] for n in model.graph.node
+                         if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+    assert any(not np.allclose(after[name], before[name], rtol=1e-3) for name in activation_scales)
+    zero_points = {n.input[2] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+    assert all(np.array_equal(after[name], before[name]) for name in zero_points)
+    made = {node.output[0]: node for node in model.graph.node}
+    checked = 0
+    for conv in (n for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 2):
+        source, weight, bias = (made.get(name) for name in conv.input[:3])
+        if source is None or bias is None or source.op_type != "DequantizeLinear" or bias.input[0] not in inits:
+            continue
+        expected = after[source.input[1]] * after[weight.input[1]]
+        np.testing.assert_allclose(after[bias.input[1]], expected, rtol=1e-6)
+        checked += 1
+    assert checked > 10
+    graph, session, spec = QdqGraph(model).eval(), open_session(out, "cpu"), read_spec(out)
+    for path in sample(image_files(people / "val-scenes"), 2):
+        x = to_model_input(read_image(path), spec)
+        with torch.no_grad():
+            simulated = graph(torch.from_numpy(x)).numpy()[0, 0]
+        assert mask_metrics(simulated > 0, session.run(None, {"image": x})[0][0, 0] > 0)["iou"] > 0.97

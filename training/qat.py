@@ -7,7 +7,9 @@ QuantizeLinear/DequantizeLinear pair is a fake quantisation with the file's own 
 Add, Concat, Resize, the logits), and every weight is a trainable float rounded to the file's int8 grid on the way
 in (straight-through gradients). The module is trained towards the FP32 file's logits on training images, then its
 weights are rounded into the same file: activation scales, zero points and layout are untouched, so what trained is
-exactly what onnxruntime runs, up to its integer requantisation.
+exactly what onnxruntime runs, up to its integer requantisation. With `--scale-lr` the activation scales train too
+(learned step size, Esser et al. 2020: the straight-through rounding gives each scale its gradient), as log-scales at
+their own learning rate; every conv's int32 bias is then re-quantised to its input's new scale when the file is written.
 
     python -m segedge.training.qat default.onnx default.int8.onnx -o runs/qat/default.int8.onnx \\
         --data ../shared/data/people/train --steps 2000
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -67,10 +70,11 @@ class QdqGraph(nn.Module):
     """A Q/DQ ONNX graph (the op set segedge's INT8 exports use) as a differentiable module.
 
     Trainable: every quantised weight and bias (DequantizeLinear of an int8/int32 initializer) and every float conv
-    weight and bias of the layers kept in FP32. Fixed: every activation scale and zero point.
+    weight and bias of the layers kept in FP32; with `train_scales`, every activation scale (as its log). Fixed: every
+    zero point and weight scale.
     """
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, train_scales: bool = False):
         super().__init__()
         self.nodes = list(model.graph.node)
         self.input_name = model.graph.input[0].name
@@ -87,8 +91,15 @@ class QdqGraph(nn.Module):
         for name in conv_params - set(self.param_keys):
             if name in arrays:  # a layer kept in FP32
                 self._add_param(name, arrays[name].astype(np.float32))
+        self.log_scales = nn.ParameterDict()
+        self.scale_keys: dict[str, str] = {}  # activation scale initializer -> log_scales key
+        activation_scales = [node.input[1] for node in self.nodes
+                             if node.op_type == "QuantizeLinear" and node.input[0] not in arrays]
+        for name in dict.fromkeys(activation_scales) if train_scales else ():
+            self.scale_keys[name] = key = f"s{len(self.scale_keys)}"
+            self.log_scales[key] = nn.Parameter(torch.log(torch.from_numpy(arrays[name].astype(np.float32))))
         for name, value in arrays.items():
-            if name not in self.param_keys:
+            if name not in self.param_keys and name not in self.scale_keys:
                 self.constants[name] = torch.from_numpy(np.array(value))
 
     def _add_param(self, name: str, value: np.ndarray) -> None:
@@ -114,6 +125,8 @@ class QdqGraph(nn.Module):
             return None
         if name in self.param_keys:
             return self.weights[self.param_keys[name]]
+        if name in self.scale_keys:
+            return torch.exp(self.log_scales[self.scale_keys[name]])
         return env[name] if name in env else self.constants[name]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,18 +175,38 @@ class QdqGraph(nn.Module):
         raise ValueError(f"{node.name}: op {op} is not supported")
 
     def write_into(self, model: onnx.ModelProto) -> onnx.ModelProto:
-        """The same file with the trained weights rounded onto its grids (scales and zero points unchanged)."""
-        for init in model.graph.initializer:
-            if init.name not in self.param_keys:
-                continue
-            value = self.weights[self.param_keys[init.name]].detach()
-            if init.name in self.grids:
-                scale, zero_point, low, high, dtype = self.grids[init.name]
+        """The same file with the trained weights rounded onto their grids and the trained activation scales (each
+        conv's int32 bias re-quantised to follow its input's scale); zero points and weight scales unchanged."""
+        grids = dict(self.grids)
+        arrays = {name: torch.exp(self.log_scales[key]).detach() for name, key in self.scale_keys.items()}
+        for bias, bias_scale, grid in self._rescaled_biases():
+            grids[bias], arrays[bias_scale] = grid, grid[0]
+        for name, key in self.param_keys.items():
+            value = self.weights[key].detach()
+            if name in grids:
+                scale, zero_point, low, high, dtype = grids[name]
                 value = quantize(value, scale, zero_point, low, high).numpy().astype(dtype)
-            else:
-                value = value.numpy().astype(np.float32)
-            init.CopyFrom(numpy_helper.from_array(value, init.name))
+            arrays[name] = value
+        for init in model.graph.initializer:
+            if init.name in arrays:
+                old = numpy_helper.to_array(init)
+                value = np.asarray(arrays[init.name]).astype(old.dtype).reshape(old.shape)
+                init.CopyFrom(numpy_helper.from_array(value, init.name))
         return model
+
+    def _rescaled_biases(self) -> Iterator[tuple[str, str, tuple]]:
+        """(bias initializer, its scale initializer, its int32 grid) for each quantised conv bias whose input scale
+        trains: onnxruntime's QLinearConv takes the bias at the input scale times the weight scale."""
+        made = {node.output[0]: node for node in self.nodes}
+        for conv in (node for node in self.nodes if node.op_type == "Conv" and len(node.input) > 2):
+            source, weight, bias = (made.get(name) for name in conv.input[:3])
+            trains = source is not None and source.input[1] in self.scale_keys
+            if not trains or bias is None or bias.input[0] not in self.grids:
+                continue
+            input_scale = self.value(source.input[1], {}).detach()
+            _, zero_point, low, high, dtype = self.grids[bias.input[0]]
+            scale = input_scale * self.grids[weight.input[0]][0].flatten()
+            yield bias.input[0], bias.input[1], (scale, zero_point, low, high, dtype)
 
 
 def _conv(inputs: list, attrs: dict) -> torch.Tensor:
@@ -201,13 +234,15 @@ def agreement_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
 
 
 def finetune(fp32_path: Path, int8_path: Path, data: Path, steps: int, batch_size: int, lr: float, out: Path,
-             seed: int = 0, every: int = 200) -> None:
-    """Train the INT8 file's weights towards the FP32 file's logits; write the file every `every` steps."""
+             seed: int = 0, every: int = 200, scale_lr: float = 0.0) -> None:
+    """Train the INT8 file's weights (and with `scale_lr` > 0 its activation scales) towards the FP32 file's
+    logits; write the file every `every` steps."""
     teacher = open_session(fp32_path, "cpu")
     int8 = onnx.load(str(int8_path))
     spec = embedded_spec(int8, int8_path)
-    graph = QdqGraph(int8)
-    optimizer = torch.optim.Adam(graph.parameters(), lr=lr)
+    graph = QdqGraph(int8, train_scales=scale_lr > 0)
+    optimizer = torch.optim.Adam([{"params": graph.weights.parameters(), "lr": lr},
+                                  {"params": graph.log_scales.parameters(), "lr": scale_lr}])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     paths, rng = image_files(data), random.Random(seed)
     name = teacher.get_inputs()[0].name
@@ -222,6 +257,8 @@ def finetune(fp32_path: Path, int8_path: Path, data: Path, steps: int, batch_siz
             log.info("step %d/%d loss %.4f", step, steps, loss.item())
         if step % every == 0 or step == steps:
             stage = {"steps": step, "batch_size": batch_size, "lr": lr}  # after any earlier stages of this file
+            if scale_lr > 0:
+                stage["scale_lr"] = scale_lr
             quantization = {**spec.quantization, "qat": [*spec.quantization.get("qat", []), stage]}
             save_with_precision(graph.write_into(onnx.load(str(int8_path))), out, "int8", quantization)
             log.info("wrote %s after %d steps", out, step)
@@ -236,11 +273,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--scale-lr", type=float, default=0.0,
+                        help="learning rate of the activation log-scales (0: they stay as calibrated)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    finetune(args.fp32, args.int8, args.data, args.steps, args.batch_size, args.lr, args.output)
+    finetune(args.fp32, args.int8, args.data, args.steps, args.batch_size, args.lr, args.output,
+             scale_lr=args.scale_lr)
 
 
 if __name__ == "__main__":
