@@ -48,5 +48,5 @@ def evaluate(segmenter, data_dir: str | Path, threshold: float | None = None, qu
     if count == 0:
         raise SegedgeError(f"{data_dir}: none of the {len(pairs)} pairs could be read")
     return {**scores.overall.summary(5), "ms_per_image": round(1000 * model_seconds / count, 2),
-            "skipped": skipped, "model": segmenter.backend.describe(), "threshold": threshold,
+            "skipped": skipped, "model": segmenter.describe(), "tta": segmenter.tta, "threshold": threshold,
             "upsampling": upsampling_name(segmenter.refine), "by_source": scores.by_source(5)}

@@ -56,11 +56,12 @@ class Job:
     threshold: float | None = None
     smooth: float = 0.5
     video_clean_edges: bool = False  # what a plain video run picks (runner.clean_edges_for); images: effect's
+    tta: bool = False
 
     def segmenter(self):
         from segedge.runtime import Segmenter
 
-        return Segmenter(self.engine, self.backend, self.threads)
+        return Segmenter(self.engine, self.backend, self.threads, tta=self.tta)
 
     def image_folder(self) -> ImageFolder:
         """The folder sink of a plain folder run, with its names."""
@@ -274,7 +275,7 @@ def run_on_ray(options: RunOptions, address: str | None = None, actors: int = 1)
     job = Job(output_folder(options.input, options.output, options.effect).absolute(),
               Effect(options.effect, options.background, options.blur_strength, clean_edges_for(options, "folder")),
               portable_engine(options.engine), options.backend, options.threads, options.threshold, options.smooth,
-              clean_edges_for(options, "video"))
+              clean_edges_for(options, "video"), options.tta)
     summary = Summary(job.target)
     images, videos = plan([path.absolute() for path in list_inputs(options.input)], job, summary)
     if not (images or videos):

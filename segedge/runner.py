@@ -37,6 +37,7 @@ class RunOptions:
     preview: bool = False
     preview_port: int = 0
     model_every: int | None = None  # video and live: the model sees every n-th frame; None: model_every_for's choice
+    tta: bool = False  # mirror test-time augmentation: the model also sees each frame mirrored (2x its time)
 
 
 LIVE_ENGINE = "fast"  # a live source's model when none is named: 4x less time than default, 0.004 IoU on portraits
@@ -147,9 +148,10 @@ def run(options: RunOptions) -> Path | None:
 
     from segedge.runtime import Segmenter
 
-    segmenter = Segmenter(options.engine or (LIVE_ENGINE if live else None), options.backend, options.threads)
+    segmenter = Segmenter(options.engine or (LIVE_ENGINE if live else None), options.backend, options.threads,
+                          tta=options.tta)
     if not options.quiet:
-        log.info("model: %s", segmenter.backend.describe())
+        log.info("model: %s", segmenter.describe())
     if live:
         return _run_live(segmenter, options, effect, target, camera_size, speed)
     if kind == "image":

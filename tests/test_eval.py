@@ -43,7 +43,7 @@ def test_eval_json_has_the_documented_keys(tiny_onnx, few_val):
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert {"iou", "boundary_iou", "miou", "dice", "pixel_accuracy", "images", "ms_per_image", "model"} <= scores.keys()
-    assert scores["images"] == 3 and scores["ms_per_image"] > 0
+    assert scores["images"] == 3 and scores["ms_per_image"] > 0 and scores["tta"] is False
     for key in ("iou", "boundary_iou", "miou", "dice", "pixel_accuracy"):
         assert 0.0 <= scores[key] <= 1.0
 
@@ -145,3 +145,11 @@ def test_unreadable_files_are_reported_by_name(tiny_onnx, few_val, tmp_path):
 def test_threshold_out_of_range_is_a_user_error(tiny_onnx, few_val):
     result = run_eval("--engine", tiny_onnx, few_val, "--threshold", "1.5")
     assert result.returncode == 2 and "threshold 1.5" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_with_tta_scores_the_averaged_output(tiny_onnx, few_val):
+    from segedge.evaluate import evaluate
+    from segedge.runtime import Segmenter
+
+    plain, tta = (evaluate(Segmenter(tiny_onnx, tta=flag), few_val, quiet=True, limit=1) for flag in (False, True))
+    assert tta["tta"] is True and "mirror TTA" in tta["model"] and plain["tta"] is False

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, ffprobe, make_video, segedge, segedge_in_process
 
-from segedge.effects import Effect
+from segedge.effects import Effect, alpha_to_uint8
 from segedge.runtime import Segmenter
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make test videos")
@@ -306,3 +306,26 @@ def test_live_sources_run_the_model_on_every_second_frame_unless_told():
     assert model_every_for(RunOptions(input="a.mp4"), live=False) == 1  # files: exactness first
     assert model_every_for(RunOptions(input="0", model_every=1), live=True) == 1
     assert model_every_for(RunOptions(input="a.mp4", model_every=3), live=False) == 3
+
+
+def test_mirror_tta_answers_a_mirrored_photo_with_the_mirrored_matte(portrait, tmp_path):
+    """--tta averages the model's output on a frame and on its mirror image, so the mirrored photo gets exactly the
+    mirrored probabilities (the model alone does not); the CLI option reaches the model."""
+    from segedge.media import read_image
+
+    rgb = read_image(portrait)
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    plain, tta = Segmenter("fast"), Segmenter("fast", tta=True)
+    assert "mirror TTA" in tta.describe() and "TTA" not in plain.describe()
+    probs = tta.probabilities([rgb, mirrored])
+    np.testing.assert_allclose(probs[0], probs[1][:, ::-1], atol=1e-5)
+    plain_probs = plain.probabilities([rgb, mirrored])
+    assert np.abs(plain_probs[0] - plain_probs[1][:, ::-1]).max() > 1e-3
+    np.testing.assert_allclose(probs[0], (plain_probs[0] + plain_probs[1][:, ::-1]) / 2, atol=1e-5)
+    outputs = {}
+    for flag in ("--tta", "--no-tta"):
+        outputs[flag] = tmp_path / f"{flag}.png"
+        result = segedge_in_process("run", portrait, "--engine", "fast", "--effect", "mask", "-o", outputs[flag], flag)
+        assert result.returncode == 0, result.stderr
+    with_tta, without = (cv2.imread(str(outputs[f]), cv2.IMREAD_GRAYSCALE) for f in ("--tta", "--no-tta"))
+    assert np.array_equal(with_tta, alpha_to_uint8(tta.mask(rgb))) and not np.array_equal(with_tta, without)

@@ -28,6 +28,8 @@ def command(
     refine: Annotated[bool, typer.Option(help="Score the guided-upsampled matte `segedge run` outputs; "
                                          "--no-refine scores plain bilinear upsampling, as the training log does.")]
     = True,
+    tta: Annotated[bool, typer.Option(help="Score with mirror test-time augmentation (as `segedge run --tta`).")]
+    = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar (it goes to stderr, so --json output stays clean).")]
     = False,
 ) -> None:
@@ -35,7 +37,7 @@ def command(
     from segedge.runtime import Segmenter
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    segmenter = Segmenter(engine, backend, threads, refine=refine)
+    segmenter = Segmenter(engine, backend, threads, refine=refine, tta=tta)
     result = evaluate(segmenter, data_dir, threshold, quiet=quiet)
     if json_output:
         typer.echo(json.dumps(result))
