@@ -53,7 +53,7 @@ class Segmenter:
         2.4x slower beside another busy process, so segedge leaves it off for every use (see open_session).
         `tta=True` (test-time augmentation) averages the model's output on each frame and on its mirror image: twice
         the model time, for photos where accuracy matters more (default model, guided IoU val / portraits / scenes
-        0.9359 / 0.9665 / 0.7460 -> 0.9387 / 0.9669 / 0.7612, benchmarks/results/tta.md)."""
+        0.9358 / 0.9665 / 0.7460 -> 0.9387 / 0.9668 / 0.7612, benchmarks/results/tta.md)."""
         self.backend = load_backend(engine, backend, bounded_threads(threads), spinning=spinning)
         self.spec = self.backend.spec
         self.refine, self.tta = refine, tta
