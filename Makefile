@@ -45,7 +45,7 @@ demo: venv
 serve: venv
 	$(BIN)/segedge serve
 
-# Two pytest workers sharing the tests as they free up (worksteal): 186-225 s on 2 cores in a fresh clone (364-382 tests; 217-225 s on days this VM ran ~25% slower).
+# Two pytest workers sharing the tests as they free up (worksteal): 162-225 s on 2 cores in a fresh clone (364-385 tests; 162 s at 4bafff7 on an idle day, 217-225 s on days this VM ran ~25% slower).
 TEST_WORKERS ?= 2
 test: venv ffmpeg chromium
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
