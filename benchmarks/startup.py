@@ -2,12 +2,12 @@
 
 End to end: `segedge run PHOTO -o OUT --quiet` as a new process, wall time and CPU time (user + sys, less disturbed by
 other jobs on a shared machine), for each given segedge executable (e.g. two environments before/after a change)
-taking turns. Phases, in a fresh process each round: interpreter start, `import segedge.cli` (typer, the command
-modules), typer's parameter coercion (typer >= 0.29 builds pydantic adapters), the runner's imports (opencv, numpy,
-onnxruntime), session creation and the first and second inference. With `--mediapipe PYTHON` (an environment set up
-as benchmarks/mediapipe_compare.py says) a one-photo MediaPipe selfie-segmentation script takes the same turns: read
-the JPEG, run the 256x256 model, blur the background with a bilinear-upsampled mask, write the JPEG. Writes
-benchmarks/results/startup_<cpu>.json.
+taking turns. Phases, in a fresh process each round: interpreter start, `import segedge.cli` (typer; a command's
+module loads only when it is invoked), typer's parameter coercion (typer >= 0.29 builds pydantic adapters), the
+runner's imports (opencv, numpy, onnxruntime), session creation and the first and second inference. With `--mediapipe
+PYTHON` (an environment set up as benchmarks/mediapipe_compare.py says) a one-photo MediaPipe selfie-segmentation
+script takes the same turns: read the JPEG, run the 256x256 model, blur the background with a bilinear-upsampled mask,
+write the JPEG. Writes benchmarks/results/startup_<cpu>.json.
 
     .venv/bin/python benchmarks/startup.py PHOTO --segedge .venv/bin/segedge [--segedge /other/venv/bin/segedge] \
         [--mediapipe /work/mpvenv/bin/python]
