@@ -56,6 +56,8 @@ print(json.dumps({n: round(1000 * (b - a), 1) for n, a, b in zip(names, t, t[1:]
 """
 
 
+# Self-contained rather than reusing mediapipe_compare.py's loader: that module's own imports (its recorder, segedge's
+# refinement from this checkout) would be timed as MediaPipe's start-up.
 MEDIAPIPE_PHOTO = r"""
 import sys, importlib.util
 from pathlib import Path

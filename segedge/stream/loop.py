@@ -157,10 +157,10 @@ def stream(source: Source, segmenter, sink: Sink, effect: Effect | str | None = 
            controls: Callable[[], Effect | None] | None = None, speed: Speed = EXACT) -> Stats:
     """Every frame of `source` through `segmenter` and `effect` into `sink` (entered by the caller, which so
     decides when the output is committed). Threaded unless the source is live or holds one frame (a photo: threads
-    would only add their start-up); `smooth` is the temporal smoothing
-    of the probabilities (0 = off). A window closed by its viewer, or Ctrl-C on a live source, ends the stream
-    cleanly. `stats` (optional) is filled as frames go, for a live view of them; `controls`, called between frames,
-    returns a new Effect to switch to (or None); `speed` what a video may trade for frames/s (default: nothing)."""
+    would only add their start-up); `smooth` is the temporal smoothing of the probabilities (0 = off). A window
+    closed by its viewer, or Ctrl-C on a live source, ends the stream cleanly. `stats` (optional) is filled as frames
+    go, for a live view of them; `controls`, called between frames, returns a new Effect to switch to (or None);
+    `speed` what a video may trade for frames/s (default: nothing)."""
     steps = _Steps(segmenter, sink, effect, threshold, smooth, stats, controls, speed)
     if threaded is None:
         threaded = not source.live and source.total != 1
